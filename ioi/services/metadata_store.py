@@ -1,0 +1,291 @@
+"""The versioned metadata store: whole records in, history kept, a few SQL round trips per batch.
+
+A record is a dict from field (`namespace.element.qualifier`) to its values in place order; a
+value is a `Value` (text plus child fields, e.g. an author's `dspace.authority.key`) or plain text.
+
+Writing follows the original IOI rules (`saveValue`), applied to a whole record at once:
+- no live row at (source, idInSource, parentRowID, field, place) → insert (`new`);
+- a live row with the same value → kept (`unchanged`); its children are compared in turn;
+- a live row with another value → a new row is inserted and the old one stamped
+  `deleted=now, replacedByRowID=new` (`updated`);
+- every other live row of the record (vanished fields and places, children of replaced or
+  vanished values) is stamped `deleted=now`. Nothing is ever physically deleted.
+
+`sourceData` holds the raw harvested record, versioned the same way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import and_, case, insert, select, update
+
+from ioi.extensions import db
+from ioi.models import Metadata, SourceData
+
+Status = Literal["new", "updated", "unchanged", "deleted"]
+
+
+@dataclass
+class Value:
+    """One value of a field, with optional child fields of its own."""
+
+    value: str
+    children: dict[str, list[Value | str]] = field(default_factory=dict)
+
+
+Record = Mapping[str, list[Value | str]]
+
+
+@dataclass
+class WriteResult:
+    """What writing one record changed: a status per top-level field and row counts."""
+
+    fields: dict[str, Status] = field(default_factory=dict)
+    inserted: int = 0
+    deleted: int = 0
+    existed: bool = True
+
+    @property
+    def status(self) -> Literal["new", "updated", "unchanged"]:
+        if not self.existed:
+            return "new"
+        return "updated" if self.inserted or self.deleted else "unchanged"
+
+
+@dataclass
+class _Row:
+    rowID: int
+    parentRowID: int | None
+    field: str
+    place: int
+    value: str
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A row to insert; its parent is a live rowID, None (top level) or another pending row."""
+
+    id_in_source: str
+    parent: int | _Pending | None
+    field: str
+    place: int
+    value: str
+    top_field: str
+    replaces: int | None = None
+    row_id: int | None = None
+
+
+def _as_value(item: Value | str) -> Value:
+    return item if isinstance(item, Value) else Value(str(item))
+
+
+def write_record(source: str, id_in_source: str, record: Record, now: datetime) -> WriteResult:
+    """Write one whole record; see `write_records`."""
+    return write_records(source, {id_in_source: record}, now)[id_in_source]
+
+
+def write_records(source: str, records: Mapping[str, Record], now: datetime) -> dict[str, WriteResult]:
+    """Write whole records (by idInSource) in the current transaction; the caller commits.
+
+    Round trips for the whole batch: one SELECT, one INSERT per nesting level with new rows,
+    and at most two UPDATEs.
+    """
+    live = _live_rows(source, list(records))
+    results: dict[str, WriteResult] = {}
+    pending: list[_Pending] = []
+    kept: set[int] = set()
+
+    for id_in_source, record in records.items():
+        rows = live.get(id_in_source, [])
+        result = WriteResult(existed=bool(rows))
+        by_position = {(r.parentRowID, r.field, r.place): r for r in rows}
+        _compare(id_in_source, None, record, by_position, kept, pending, result, top_field=None)
+        results[id_in_source] = result
+
+    _insert_pending(source, pending, now)
+
+    replaced = {p.replaces: p.row_id for p in pending if p.replaces is not None}
+    vanished: list[int] = []
+    for id_in_source, rows in live.items():
+        result = results[id_in_source]
+        present = {f for f, values in records[id_in_source].items() if values}
+        owner = _top_fields(rows)
+        for row in rows:
+            if row.rowID in kept:
+                continue
+            result.deleted += 1
+            if row.rowID not in replaced:
+                vanished.append(row.rowID)
+            top = owner[row.rowID]
+            result.fields[top] = "updated" if top in present else "deleted"
+    _mark_deleted(vanished, replaced, now)
+    return results
+
+
+def _compare(
+    id_in_source: str,
+    parent: int | _Pending | None,
+    fields: Mapping[str, list[Value | str]],
+    by_position: dict,
+    kept: set[int],
+    pending: list[_Pending],
+    result: WriteResult,
+    top_field: str | None,
+) -> None:
+    """Match incoming values against live rows under `parent`, queueing inserts."""
+    for field_name, values in fields.items():
+        owner = top_field or field_name
+        for place, item in enumerate(values, start=1):
+            node = _as_value(item)
+            existing = None if isinstance(parent, _Pending) else by_position.get((parent, field_name, place))
+            if existing is not None and existing.value == node.value:
+                kept.add(existing.rowID)
+                result.fields.setdefault(owner, "unchanged")
+                _compare(id_in_source, existing.rowID, node.children, by_position, kept, pending, result, owner)
+                continue
+            row = _Pending(
+                id_in_source, parent, field_name, place, node.value, owner, existing.rowID if existing else None
+            )
+            pending.append(row)
+            result.inserted += 1
+            if top_field is None and existing is None:
+                result.fields[owner] = "new" if result.fields.get(owner, "new") == "new" else "updated"
+            elif not isinstance(parent, _Pending):  # a changed value, or a new child of a kept value
+                result.fields[owner] = "updated"
+            _compare(id_in_source, row, node.children, by_position, kept, pending, result, owner)
+
+
+def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None:
+    """Insert level by level so children learn their parent's new rowID; one statement per level."""
+    table = Metadata.__table__
+    levels: dict[int, list[_Pending]] = defaultdict(list)
+    depth: dict[int, int] = {}
+    for p in pending:  # parents are always queued before their children
+        depth[id(p)] = depth[id(p.parent)] + 1 if isinstance(p.parent, _Pending) else 0
+        levels[depth[id(p)]].append(p)
+    for level in sorted(levels):
+        ready = levels[level]
+        params = [
+            {
+                "source": source,
+                "idInSource": p.id_in_source,
+                "parentRowID": p.parent.row_id if isinstance(p.parent, _Pending) else p.parent,
+                "field": p.field,
+                "place": p.place,
+                "value": p.value,
+                "added": now,
+            }
+            for p in ready
+        ]
+        statement = insert(table).returning(
+            table.c.rowID, table.c.idInSource, table.c.parentRowID, table.c.field, table.c.place
+        )
+        # Positions are unique within a batch, so new ids are matched by position, not by order.
+        ids = {tuple(row[1:]): row[0] for row in db.session.execute(statement, params)}
+        for p, param in zip(ready, params, strict=True):
+            p.row_id = ids[(p.id_in_source, param["parentRowID"], p.field, p.place)]
+
+
+def _mark_deleted(vanished: list[int], replaced: dict[int, int], now: datetime) -> None:
+    table = Metadata.__table__
+    if vanished:
+        db.session.execute(update(table).where(table.c.rowID.in_(vanished)).values(deleted=now))
+    if replaced:
+        db.session.execute(
+            update(table)
+            .where(table.c.rowID.in_(list(replaced)))
+            .values(deleted=now, replacedByRowID=case(replaced, value=table.c.rowID))
+        )
+
+
+def _top_fields(rows: list[_Row]) -> dict[int, str]:
+    """rowID → the top-level field its value belongs to."""
+    by_id = {r.rowID: r for r in rows}
+
+    def top(row: _Row) -> str:
+        while row.parentRowID is not None and row.parentRowID in by_id:
+            row = by_id[row.parentRowID]
+        return row.field
+
+    return {r.rowID: top(r) for r in rows}
+
+
+def _live_rows(source: str, ids: list[str]) -> dict[str, list[_Row]]:
+    if not ids:
+        return {}
+    table = Metadata.__table__
+    query = select(
+        table.c.idInSource, table.c.rowID, table.c.parentRowID, table.c.field, table.c.place, table.c.value
+    ).where(table.c.source == source, table.c.idInSource.in_(ids), table.c.deleted.is_(None))
+    rows: dict[str, list[_Row]] = defaultdict(list)
+    for id_in_source, *values in db.session.execute(query):
+        rows[id_in_source].append(_Row(*values))
+    return rows
+
+
+def read_record(source: str, id_in_source: str) -> dict[str, list[Value]]:
+    """The live values of one record as nested Values (children included), in one query."""
+    return read_records(source, [id_in_source]).get(id_in_source, {})
+
+
+def read_records(source: str, ids: Iterable[str]) -> dict[str, dict[str, list[Value]]]:
+    """Live values of several records, in one query; records with no live rows are absent."""
+    records = {}
+    for id_in_source, rows in _live_rows(source, list(ids)).items():
+        children: dict[int | None, list[_Row]] = defaultdict(list)
+        for row in rows:
+            children[row.parentRowID].append(row)
+        records[id_in_source] = _assemble(None, children)
+    return records
+
+
+def _assemble(parent: int | None, children: dict[int | None, list[_Row]]) -> dict[str, list[Value]]:
+    fields: dict[str, list[Value]] = defaultdict(list)
+    for row in sorted(children.get(parent, []), key=lambda r: (r.field, r.place)):
+        fields[row.field].append(Value(row.value, _assemble(row.rowID, children)))
+    return dict(fields)
+
+
+def flatten(record: Mapping[str, list[Value]]) -> dict[str, list[str]]:
+    """Top-level field → list of value texts (children dropped)."""
+    return {name: [v.value for v in values] for name, values in record.items()}
+
+
+def delete_record(source: str, id_in_source: str, now: datetime) -> int:
+    """Mark every live metadata and sourceData row of a record deleted; returns metadata rows marked."""
+    live = and_(Metadata.source == source, Metadata.idInSource == id_in_source, Metadata.deleted.is_(None))
+    count = db.session.execute(update(Metadata).where(live).values(deleted=now)).rowcount
+    db.session.execute(
+        update(SourceData)
+        .where(SourceData.source == source, SourceData.idInSource == id_in_source, SourceData.deleted.is_(None))
+        .values(deleted=now)
+    )
+    return count
+
+
+def save_source_data(
+    source: str, id_in_source: str, data: str, data_format: str, now: datetime
+) -> Literal["new", "modified", "unchanged"]:
+    """Keep the raw record: insert it, replace the live version if it differs, or leave it."""
+    current = db.session.execute(
+        select(SourceData.rowID, SourceData.sourceData).where(
+            SourceData.source == source, SourceData.idInSource == id_in_source, SourceData.deleted.is_(None)
+        )
+    ).first()
+    if current is not None and current.sourceData == data:
+        return "unchanged"
+    table = SourceData.__table__
+    new_id = db.session.execute(
+        insert(table)
+        .values(source=source, idInSource=id_in_source, sourceData=data, format=data_format, added=now)
+        .returning(table.c.rowID)
+    ).scalar_one()
+    if current is None:
+        return "new"
+    db.session.execute(update(table).where(table.c.rowID == current.rowID).values(deleted=now, replacedByRowID=new_id))
+    return "modified"
