@@ -165,3 +165,49 @@ def statements(app):
             sa.event.remove(db.engine, "before_cursor_execute", on_execute)
 
     return counting
+
+
+class _Mailbox:
+    """Messages received by the test SMTP server: (envelope sender, recipients, parsed message)."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        from email import policy
+
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback; yields (port, mailbox)."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = _Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(migrated, smtp_server):
+    """Like `app`, with SMTP pointed at the test server; yields (app, mailbox)."""
+    port, mailbox = smtp_server
+    app = make_app(migrated, SMTP_PORT=port, EMAIL_REPORT_LEVEL="allChanges")
+    with app.app_context():
+        _reset_tables()
+        yield app, mailbox
+        db.session.remove()
+        db.engine.dispose()
