@@ -119,3 +119,25 @@ def test_pages_carry_security_headers(client):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert client.get("/images/logo.svg").status_code == 200
+
+
+def test_example_env_documents_every_setting_and_loads(tmp_path):
+    from dotenv import dotenv_values
+
+    from ioi.config import PROJECT_ROOT, Settings
+
+    example = PROJECT_ROOT / "constants.example.env"
+    values = dotenv_values(example)
+    assert set(Settings.model_fields) - {"IOI_DEMO"} <= set(values)
+    env_file = tmp_path / ".env"
+    env_file.write_text(example.read_text().replace("SECRET_KEY=  ", "SECRET_KEY=an-example-secret-of-length"))
+    loaded = load_settings({}, env_file=env_file)
+    assert loaded.chart_colours[:2] == ["#2f6f9f", "#a6ce39"]
+    assert loaded.ldap_hosts == ["ldaps://ldap1.example.edu", "ldaps://ldap2.example.edu"]
+    assert loaded.OAUTH_TOKEN_URL == "https://sandbox.orcid.org/oauth/token"
+
+
+def test_legacy_php_paths_still_answer(client):
+    assert client.get("/orcid.php").data == client.get("/orcid").data
+    assert client.get("/admin.php").status_code == client.get("/admin").status_code
+    assert client.get("/query.php").status_code == client.get("/query").status_code
