@@ -187,7 +187,10 @@ class OrcidClient:
     # ------------------------------------------------------------------------------ member API
 
     def add(self, orcid: str, token: str, section: str, xml: bytes) -> str:
-        """POST a new work/employment/education; returns its put-code (from `Location`)."""
+        """POST a new work/employment/education; returns its put-code (from `Location`).
+
+        A retried POST that had in fact reached ORCID comes back as OrcidConflict with the put-code.
+        """
         response = self._request(
             "POST", self._url(orcid, section), secrets=(token,), headers=self._xml_headers(token), data=xml
         )
