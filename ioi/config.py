@@ -6,11 +6,15 @@ A bad value stops start-up with a `ConfigError` naming the setting.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
@@ -92,8 +96,21 @@ class Settings(BaseSettings):
     LOCAL_COLORS: str = "#2f6f9f #a6ce39 #e08e0b #7b4f9d #c0392b #16a085 #7f8c8d"
     EMAIL_REPORT_LEVEL: Literal["allChanges", "errorsOnly", ""] = ""
 
+    # Campus login: `ldap` (default) or `header` (attributes set by a SAML/Shibboleth SP)
+    IOI_AUTH: Literal["ldap", "header"] = "ldap"
+    SSO_HEADER_PERSON_ID: str = "X-Ioi-Person-Id"
+    SSO_HEADER_EMAIL: str = "X-Ioi-Email"
+    SSO_HEADER_NAME: str = "X-Ioi-Name"
+    SSO_HEADER_TITLE: str = "X-Ioi-Title"
+    SSO_HEADER_DEPARTMENT: str = "X-Ioi-Department"
+    SSO_HEADER_START_DATE: str = "X-Ioi-Start-Date"
+
     # LDAP (campus login)
     LDAP_ACCOUNT_SUFFIX: str = ""
+    LDAP_BIND_DN_TEMPLATE: str = ""
+    LDAP_SEARCH_FILTER: str = "(cn={username})"
+    LDAP_START_TLS: bool = False
+    LDAP_CA_FILE: str = ""
     LDAP_HOSTNAME_SSL: str = ""
     LDAP_BASE_DN: str = ""
     LDAP_STUDENT_DN_STRING: str = ""
@@ -112,6 +129,7 @@ class Settings(BaseSettings):
     MYSQL_DB: str = "ioi"
 
     # Email
+    EMAIL_SEND_DELAY: float = 1.0
     SMTP_HOST: str = "localhost"
     SMTP_PORT: int = 25
     SMTP_USER: str = ""
@@ -120,6 +138,7 @@ class Settings(BaseSettings):
 
     # DSpace
     DSPACE_VERSION: Literal["5", "6", "7"] = "6"
+    DSPACE_REQUEST_DELAY: float = 0.1
     REPOSITORY_USER: str = ""
     REPOSITORY_PW: str = ""
     REPOSITORY_BASE_URL: str = "repository.example.edu"
@@ -141,6 +160,14 @@ class Settings(BaseSettings):
     ORCID_API_URL: str | None = None
     PUBLIC_API_URL: str | None = None
     ORCID_LINK_BASE_URL: str | None = None
+    ORCID_MAX_RPS: float = 20.0
+    ORCID_BURST: int = 30
+    TOKEN_ENCRYPTION_KEY: str = ""
+
+    # Query API
+    QUERY_API_KEYS: str = ""
+    QUERY_ALLOWED_IPS: str = ""
+    QUERY_ID_PATTERN: str = r"\d{1,12}"
 
     @field_validator("INSTITUTION_COUNTRY")
     @classmethod
@@ -185,6 +212,63 @@ class Settings(BaseSettings):
             raise ValueError("must be a host name only, such as repository.example.edu")
         return value
 
+    @field_validator("LDAP_BIND_DN_TEMPLATE", "LDAP_SEARCH_FILTER")
+    @classmethod
+    def _username_placeholder(cls, value: str) -> str:
+        if value and "{username}" not in value:
+            raise ValueError("must contain {username}")
+        return value
+
+    @field_validator("EMAIL_SEND_DELAY", "DSPACE_REQUEST_DELAY")
+    @classmethod
+    def _delay(cls, value: float) -> float:
+        if not 0 <= value <= 60:
+            raise ValueError("must be a number of seconds between 0 and 60")
+        return value
+
+    @field_validator("ORCID_MAX_RPS")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        if not 0 < value <= 24:
+            raise ValueError("must be above 0 and at most 24 (ORCID's member API limit)")
+        return value
+
+    @field_validator("ORCID_BURST")
+    @classmethod
+    def _burst(cls, value: int) -> int:
+        if not 1 <= value <= 40:
+            raise ValueError("must be between 1 and 40 (ORCID's burst limit)")
+        return value
+
+    @field_validator("TOKEN_ENCRYPTION_KEY")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        if value:
+            try:
+                Fernet(value.encode())
+            except (ValueError, TypeError):
+                raise ValueError("must be a Fernet key (Fernet.generate_key())") from None
+        return value
+
+    @field_validator("QUERY_ALLOWED_IPS")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.replace(",", " ").split():
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item}") from None
+        return value
+
+    @field_validator("QUERY_ID_PATTERN")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
     @field_validator("SMTP_PORT")
     @classmethod
     def _port(cls, value: int) -> int:
@@ -222,6 +306,22 @@ class Settings(BaseSettings):
     @property
     def ldap_hosts(self) -> list[str]:
         return self.LDAP_HOSTNAME_SSL.split()
+
+    @property
+    def query_api_keys(self) -> list[str]:
+        return self.QUERY_API_KEYS.replace(",", " ").split()
+
+    @property
+    def query_allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(i, strict=False) for i in self.QUERY_ALLOWED_IPS.replace(",", " ").split()]
+
+    @property
+    def token_key(self) -> bytes:
+        """The Fernet key encrypting stored ORCID tokens: TOKEN_ENCRYPTION_KEY, else derived from SECRET_KEY."""
+        if self.TOKEN_ENCRYPTION_KEY:
+            return self.TOKEN_ENCRYPTION_KEY.encode()
+        secret = (self.SECRET_KEY or "ioi-demo").encode()
+        return base64.urlsafe_b64encode(hashlib.sha256(b"ioi-token-key:" + secret).digest())
 
     @property
     def chart_colours(self) -> list[str]:

@@ -38,6 +38,14 @@ def test_secret_key_is_required_outside_the_demo():
         ("INSTITUTION_ROR_ID", "05qwgg493"),
         ("LOCAL_COLORS", "#123456 red"),
         ("SMTP_PORT", "70000"),
+        ("IOI_AUTH", "kerberos"),
+        ("LDAP_BIND_DN_TEMPLATE", "uid=admin,dc=example,dc=edu"),
+        ("EMAIL_SEND_DELAY", "-1"),
+        ("ORCID_MAX_RPS", "30"),
+        ("ORCID_BURST", "100"),
+        ("TOKEN_ENCRYPTION_KEY", "not-a-key"),
+        ("QUERY_ALLOWED_IPS", "10.0.0.0/8 intranet"),
+        ("QUERY_ID_PATTERN", "(unclosed"),
     ],
 )
 def test_each_bad_value_is_named(name, value):
@@ -141,3 +149,15 @@ def test_legacy_php_paths_still_answer(client):
     assert client.get("/orcid.php").data == client.get("/orcid").data
     assert client.get("/admin.php").status_code == client.get("/admin").status_code
     assert client.get("/query.php").status_code == client.get("/query").status_code
+
+
+def test_query_and_token_settings_are_parsed():
+    from cryptography.fernet import Fernet
+
+    s = settings(QUERY_API_KEYS="k1, k2", QUERY_ALLOWED_IPS="10.0.0.0/8 127.0.0.1")
+    assert s.query_api_keys == ["k1", "k2"]
+    assert [str(n) for n in s.query_allowed_networks] == ["10.0.0.0/8", "127.0.0.1/32"]
+    Fernet(s.token_key)  # derived from SECRET_KEY when not set
+    key = Fernet.generate_key().decode()
+    assert settings(TOKEN_ENCRYPTION_KEY=key).token_key == key.encode()
+    assert settings(SECRET_KEY="another-long-secret-key").token_key != s.token_key
