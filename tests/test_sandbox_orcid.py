@@ -408,6 +408,34 @@ def test_revoke_needs_client_credentials_and_a_token(env):
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
 
 
+def test_a_token_revoked_by_the_researcher_still_works_for_delete(env):
+    code = put_code_of(env.api.post("work", work_xml()))
+    env.sim.revoke_token(env.token.access_token)
+    assert env.api.get(f"work/{code}").status_code == 401
+    assert env.api.post("work", work_xml(doi="10.1/other")).status_code == 401
+    assert env.api.delete(f"work/{code}").status_code == 204
+
+
+def test_authorization_codes_expire_after_a_day(env, monkeypatch):
+    code = get_code(env)
+    now = env.sim.clock()
+    monkeypatch.setattr(env.sim, "clock", lambda: now + 1441 * 60)
+    response = exchange(env, code)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_schema_dir_follows_the_environment(monkeypatch, tmp_path):
+    from ioi.sandbox.orcid_rules import schema_dir
+
+    monkeypatch.setenv("IOI_ORCID_SCHEMA_DIR", str(tmp_path))
+    assert schema_dir() is None
+    if SHARED.is_dir():
+        monkeypatch.setenv("IOI_ORCID_SCHEMA_DIR", str(SHARED))
+        assert schema_dir() == SHARED
+        monkeypatch.delenv("IOI_ORCID_SCHEMA_DIR")
+        assert schema_dir() == SHARED
+
+
 def test_unknown_expired_and_missing_tokens_get_401_json(env):
     assert env.api.get("works", token="not-a-token").json()["error"] == "invalid_token"
     env.sim.expire_token(env.token.access_token)
@@ -630,6 +658,55 @@ def test_put_with_a_different_put_code_is_400_9019(env):
     assert env.api.put(f"work/{code}", work_xml()).status_code == 400
 
 
+def bulk_xml(*works: bytes) -> bytes:
+    inner = b"".join(works)
+    return b'<bulk:bulk xmlns:bulk="http://www.orcid.org/ns/bulk">' + inner + b"</bulk:bulk>"
+
+
+def test_bulk_post_answers_each_work_with_the_saved_work_or_an_error(env):
+    body = bulk_xml(work_xml(doi="10.1/a"), work_xml(doi="10.1/a"), work_xml(work_type="poem"), work_xml(doi="10.1/b"))
+    response = env.api.post("works", body)
+    assert response.status_code == 200
+    root = etree.fromstring(response.content)
+    kinds = [etree.QName(child).localname for child in root]
+    assert kinds == ["work", "error", "error", "work"]
+    first = int(root[0].get("put-code"))
+    assert root[1].findtext(f"{ERR}error-code") == "9021" and f"put-code {first}" in root[1].findtext(
+        f"{ERR}developer-message"
+    )
+    assert root[2].findtext(f"{ERR}error-code") == "9037"
+    assert len(env.sim.items(env.person.orcid, "work")) == 2
+    if SHARED.is_dir():
+        schema = etree.XMLSchema(etree.parse(str(SHARED / "record_3.0" / "bulk-3.0.xsd")))
+        assert schema.validate(root), schema.error_log
+
+
+def test_bulk_post_over_100_works_is_400(env):
+    body = bulk_xml(*(work_xml(doi=f"10.1/{i}") for i in range(101)))
+    response = env.api.post("works", body)
+    assert response.status_code == 400 and error_of(response)["error-code"] == "9006"
+    assert env.sim.items() == []
+
+
+def test_bulk_read_returns_works_and_errors_in_order(env):
+    first = put_code_of(env.api.post("work", work_xml(doi="10.1/a")))
+    second = put_code_of(env.api.post("work", work_xml(doi="10.1/b")))
+    root = etree.fromstring(env.api.get(f"works/{first},999999,{second}").content)
+    assert [etree.QName(c).localname for c in root] == ["work", "error", "work"]
+    assert [root[0].get("put-code"), root[2].get("put-code")] == [str(first), str(second)]
+    body = env.api.get(f"works/{first}", accept="application/json").json()
+    assert body["bulk"][0]["work"]["put-code"] == first
+
+
+def test_put_may_not_change_visibility(env):
+    code = put_code_of(env.api.post("work", work_xml()))
+    body = work_xml(put_code=code).replace(b"<work:work ", b'<work:work visibility="private" ')
+    response = env.api.put(f"work/{code}", body)
+    assert response.status_code == 403 and error_of(response)["error-code"] == "9035"
+    same = work_xml(put_code=code).replace(b"<work:work ", b'<work:work visibility="public" ')
+    assert env.api.put(f"work/{code}", same).status_code == 200
+
+
 # ---- conflicts, scopes, not found ------------------------------------------------------------------------------
 
 
@@ -729,7 +806,10 @@ def test_fail_next_injects_the_status_once(env, status):
     response = env.api.get("works")
     assert response.status_code == status
     if status == 401:
-        assert response.json()["error"] == "invalid_token"
+        assert response.json() == {
+            "error": "invalid_token",
+            "error_description": f"Invalid access token: {env.token.access_token}",
+        }
     if status == 409:
         assert "put-code 77" in error_of(response)["developer-message"]
     assert env.api.get("works").status_code == 200

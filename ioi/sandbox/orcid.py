@@ -26,11 +26,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import Flask, Response, request
 from lxml import etree
 from markupsafe import escape
+from werkzeug.http import HTTP_STATUS_CODES
 
 from ioi.orcid_ids import make_orcid
 from ioi.sandbox.orcid_faults import Fault, FaultPlan, TokenBucket
 from ioi.sandbox.orcid_render import Item, render_activities, render_item, render_summary, to_bytes, to_json
 from ioi.sandbox.orcid_rules import (
+    BULK_MAX,
     NS,
     SECTIONS,
     WORK_TYPE_ALIASES,
@@ -92,6 +94,7 @@ class Token:
     scopes: list[str]
     expires_at: float
     revoked: bool = False
+    revoked_by_user: bool = False  # ORCID quirk: still accepted for DELETE
     code: str | None = None
 
     @property
@@ -195,7 +198,7 @@ class OrcidSimulator:
             time.sleep(fault.seconds)
             if fault.kind == "timeout":
                 self._log(method, path, None, client_id)
-                return self._drop(environ)
+                return self._drop(environ, start_response)
         if fault and fault.kind == "status":
             response = self._fault_response(fault, environ)
         elif path.startswith("/v3.0/") and self.limiter and not self.limiter.allow(client_id or "anonymous"):
@@ -208,20 +211,22 @@ class OrcidSimulator:
         return response(environ, start_response)
 
     @staticmethod
-    def _drop(environ: dict) -> list[bytes]:
+    def _drop(environ: dict, start_response: Callable) -> list[bytes]:
+        """Close the client's connection without an answer (the server's write then fails quietly)."""
         sock = environ.get("werkzeug.socket")
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        start_response("500 Internal Server Error", [("Content-Length", "0")])
         return []
 
     def _fault_response(self, fault: Fault, environ: dict) -> Response:
         status = fault.status
         if status == 401:
-            body = {"error": "invalid_token", "error_description": "Invalid access token: (injected fault)"}
-            return Response(json.dumps(body), 401, mimetype="application/json")
+            token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")[2].strip()
+            return _invalid_token(401, "invalid_token", f"Invalid access token: {token}")
         if status == 503:
             return Response("Service Unavailable\n", 503, mimetype="text/plain")
         if status == 404:
@@ -229,7 +234,9 @@ class OrcidSimulator:
         elif status == 409:
             error = OrcidApiError(409, 9021, duplicate_message(fault.put_code or 0))
         else:
-            error = OrcidApiError(status, 9008, f"{status} (injected fault)")
+            error = OrcidApiError(status, 9008, f"{status} {HTTP_STATUS_CODES.get(status, 'Error')} (injected fault)")
+        if "json" in environ.get("HTTP_ACCEPT", ""):
+            return Response(error.to_json(), status, content_type="application/vnd.orcid+json; charset=UTF-8")
         return Response(error.to_xml(), status, content_type="application/vnd.orcid+xml; charset=UTF-8")
 
     def _client_of_environ(self, environ: dict) -> str | None:
@@ -292,11 +299,14 @@ class OrcidSimulator:
             if token:
                 token.expires_at = self.clock() - 1
 
-    def revoke_token(self, token_value: str) -> None:
-        """Revoke a token pair (by access or refresh token), as a researcher would."""
+    def revoke_token(self, token_value: str, by_user: bool = True) -> None:
+        """Revoke a token pair (by access or refresh token). A researcher's revocation (by_user) still lets
+        DELETE calls through, as on ORCID; by_user=False revokes it like the client's /oauth/revoke."""
         with self._lock:
             token = self._find_token(token_value, refresh=True)
-            if token:
+            if token and by_user:
+                token.revoked_by_user = True
+            elif token:
                 token.revoked = True
 
     # ---- fault injection -----------------------------------------------------------------------------------------
@@ -600,7 +610,7 @@ class OrcidSimulator:
     def _refresh(self, client: Client, form) -> Token:
         value = form.get("refresh_token", "")
         old = next((t for t in self._tokens if t.refresh_token == value), None)
-        if old is None or old.revoked or old.client_id != client.client_id:
+        if old is None or old.revoked or old.revoked_by_user or old.client_id != client.client_id:
             raise OAuthError(400, "invalid_grant", f"Invalid refresh token: {value}")
         scopes = form.get("scope", "").split() or list(old.scopes)
         if not set(scopes) <= set(old.scopes):
@@ -652,7 +662,8 @@ class OrcidSimulator:
             raise _Reply(_invalid_token(401, "unauthorized", "An access token is required to access this resource"))
         value = header[7:].strip()
         token = self._find_token(value)
-        if token is None or token.revoked or token.expires_at <= self.clock():
+        user_revoked = token is not None and token.revoked_by_user and request.method != "DELETE"
+        if token is None or token.revoked or user_revoked or token.expires_at <= self.clock():
             raise _Reply(_invalid_token(401, "invalid_token", f"Invalid access token: {value}"))
         _note_client(token.client_id)
         if orcid not in self._researchers:
@@ -680,6 +691,8 @@ class OrcidSimulator:
         try:
             media = self._negotiate()
             request.environ["ioi.media"] = media
+            if request.method == "POST" and section == "works":
+                return self._bulk_create(orcid, self._guard(orcid, write=True), media)
             if request.method == "POST":
                 if section not in SECTIONS:
                     raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
@@ -700,6 +713,9 @@ class OrcidSimulator:
         try:
             media = self._negotiate()
             request.environ["ioi.media"] = media
+            if section == "works" and request.method == "GET":
+                self._guard(orcid, write=False)
+                return self._bulk_read(orcid, put_code, media)
             if section not in SECTIONS:
                 raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
             token = self._guard(orcid, write=request.method != "GET")
@@ -760,6 +776,13 @@ class OrcidSimulator:
 
     def _create(self, orcid: str, section: str, token: Token) -> Response:
         root = self._incoming(section)
+        item = self._add(orcid, section, root, token, request.get_data(as_text=True))
+        response = Response(b"", 201)
+        response.headers["Location"] = f"{request.url_root.rstrip('/')}/v3.0/{orcid}/{section}/{item.put_code}"
+        return response
+
+    def _add(self, orcid: str, section: str, root: etree._Element, token: Token, xml: str) -> Item:
+        """Check and store one new item; raises OrcidApiError."""
         if put_code_of(root) is not None:
             raise bad(9024, "Put-code must not be given when adding an item; remove the put-code attribute")
         stored = self._prepare(root, section)
@@ -776,7 +799,7 @@ class OrcidSimulator:
                 section=section,
                 client_id=token.client_id,
                 client_name=client.name if client else token.client_id,
-                xml=request.get_data(as_text=True),
+                xml=xml,
                 stored=stored,
                 created=now,
                 modified=now,
@@ -784,9 +807,36 @@ class OrcidSimulator:
                 keys=keys,
             )
             self._items[item.put_code] = item
-        response = Response(b"", 201)
-        response.headers["Location"] = f"{request.url_root.rstrip('/')}/v3.0/{orcid}/{section}/{item.put_code}"
-        return response
+            return item
+
+    def _bulk_create(self, orcid: str, token: Token, media: str) -> Response:
+        """POST /works: up to 100 works; each answer is the saved work or an error, in order (200)."""
+        root = self._incoming("bulk")
+        works = list(root)
+        if len(works) > BULK_MAX:
+            raise bad(9006, f"You may add up to {BULK_MAX} works per request, not {len(works)}")
+        answer = etree.Element(f"{{{NS['bulk']}}}bulk", nsmap={"bulk": NS["bulk"]})
+        for work in works:
+            try:
+                item = self._add(orcid, "work", work, token, etree.tostring(work, encoding="unicode"))
+                answer.append(render_item(item))
+            except OrcidApiError as error:
+                answer.append(error.to_element())
+        return self._render(answer, media)
+
+    def _bulk_read(self, orcid: str, codes: str, media: str) -> Response:
+        """GET /works/{pc1,pc2,...}: the works, or a 404 error in place of a missing one."""
+        wanted = [c.strip() for c in codes.split(",") if c.strip()]
+        if len(wanted) > BULK_MAX:
+            raise bad(9006, f"You may read up to {BULK_MAX} works per request, not {len(wanted)}")
+        answer = etree.Element(f"{{{NS['bulk']}}}bulk", nsmap={"bulk": NS["bulk"]})
+        with self._lock:
+            for code in wanted:
+                try:
+                    answer.append(render_item(self._owned_item(orcid, "work", int(code) if code.isdigit() else -1)))
+                except OrcidApiError as error:
+                    answer.append(error.to_element())
+        return self._render(answer, media)
 
     def _update(self, orcid: str, section: str, code: int, token: Token, media: str) -> Response:
         root = self._incoming(section)

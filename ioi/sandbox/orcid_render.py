@@ -237,6 +237,8 @@ def _leaf(name: str, text: str) -> object:
 def to_json(element: etree._Element) -> object:
     """A JSON-ready rendering in ORCID's style: hyphenated keys, {"value": ...} leaves, numeric put-codes."""
     name = _local(element.tag)
+    if name == "bulk":
+        return {"bulk": [{_local(child.tag): to_json(child)} for child in element]}
     if len(element) == 0 and not element.attrib:
         return _leaf(name, (element.text or "").strip())
     result: dict[str, object] = {}

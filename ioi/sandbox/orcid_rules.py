@@ -21,7 +21,9 @@ NS = {
     "education": "http://www.orcid.org/ns/education",
     "activities": "http://www.orcid.org/ns/activities",
     "error": "http://www.orcid.org/ns/error",
+    "bulk": "http://www.orcid.org/ns/bulk",
 }
+BULK_MAX = 100
 SECTIONS = ("work", "employment", "education")
 AFFILIATIONS = ("employment", "education")
 MORE_INFO = "https://members.orcid.org/api/resources/troubleshooting"
@@ -74,11 +76,14 @@ class OrcidApiError(Exception):
         body["more-info"] = MORE_INFO
         return body
 
-    def to_xml(self) -> bytes:
+    def to_element(self) -> etree._Element:
         root = etree.Element(f"{{{NS['error']}}}error", nsmap={"error": NS["error"]})
         for key, value in self.as_dict().items():
             etree.SubElement(root, f"{{{NS['error']}}}{key}").text = str(value)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        return root
+
+    def to_xml(self) -> bytes:
+        return etree.tostring(self.to_element(), xml_declaration=True, encoding="UTF-8", standalone=True)
 
     def to_json(self) -> bytes:
         return json.dumps(self.as_dict()).encode()
