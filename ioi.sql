@@ -1,6 +1,6 @@
 -- IOI (Institutional ORCID Integration): database schema for MySQL 5.7+ / MariaDB 10.5+.
 --
--- Creates the eleven IOI tables with the names, columns and keys of the 2019 PHP IOI, so either
+-- Creates the eleven IOI tables (plus the port's additions) with the names, columns and keys of the 2019 PHP IOI, so either
 -- program can use the database, and the default rows for `groups`, `mappings` and `emailTemplates`.
 -- Usage:  mysql -u root -p -e "CREATE DATABASE ioi CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
 --         mysql -u root -p ioi < ioi.sql
@@ -127,14 +127,15 @@ CREATE TABLE `sourceData` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE `tokens` (
-  `access_token` varchar(50) NOT NULL,
+  `access_token` varchar(255) NOT NULL,
   `expiration` datetime NOT NULL,
   `scope` varchar(200) NOT NULL,
   `orcid` varchar(50) NOT NULL,
   `name` varchar(100) NOT NULL,
   `created` datetime NOT NULL,
-  `refresh_token` varchar(200) DEFAULT NULL,
+  `refresh_token` varchar(255) DEFAULT NULL,
   `deleted` timestamp NULL DEFAULT NULL,
+  `deletedReason` varchar(100) DEFAULT NULL,
   UNIQUE KEY `access_token` (`access_token`),
   KEY `orcid` (`orcid`),
   KEY `deleted` (`deleted`)
@@ -158,12 +159,26 @@ CREATE TABLE `userSelections` (
   PRIMARY KEY (`rowID`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Added by the Python port (not in the PHP IOI): every call made to ORCID, for the audit view.
+CREATE TABLE `orcidCalls` (
+  `callID` int(11) NOT NULL AUTO_INCREMENT,
+  `process` varchar(50) NOT NULL,
+  `method` varchar(10) NOT NULL,
+  `url` varchar(500) NOT NULL,
+  `status` int(11) DEFAULT NULL,
+  `ms` int(11) NOT NULL,
+  `timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (`callID`),
+  KEY `timestamp` (`timestamp`),
+  KEY `process` (`process`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 -- Schema revision (Alembic); `db upgrade` continues from here.
 CREATE TABLE `alembic_version` (
   `version_num` varchar(32) NOT NULL,
   PRIMARY KEY (`version_num`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO `alembic_version` (`version_num`) VALUES ('0002');
+INSERT INTO `alembic_version` (`version_num`) VALUES ('0003');
 
 -- Default rows.
 INSERT INTO `groups` (`groupID`, `label`, `titles`, `titleParts`, `titlePartsToIgnore`) VALUES

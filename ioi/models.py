@@ -1,4 +1,4 @@
-"""The eleven tables of IOI, with the legacy names, columns, types, keys and indexes.
+"""The tables of IOI: the eleven legacy ones, with the legacy names, columns, types, keys and indexes.
 
 An existing IOI MySQL database is used as it is, so nothing here may rename or retype a column;
 schema improvements come as additive Alembic revisions. `tokens` and `users` have no primary key
@@ -190,14 +190,15 @@ class Token(db.Model):
         TABLE_OPTIONS,
     )
 
-    access_token: Mapped[str] = mapped_column(String(50), nullable=False)
+    access_token: Mapped[str] = mapped_column(String(255), nullable=False)
     expiration: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     scope: Mapped[str] = mapped_column(String(200), nullable=False)
     orcid: Mapped[str] = mapped_column(String(50), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     created: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    refresh_token: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    refresh_token: Mapped[str | None] = mapped_column(String(255), nullable=True)
     deleted: Mapped[datetime | None] = _deleted()
+    deletedReason: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     __mapper_args__ = {"primary_key": [access_token]}
 
@@ -228,3 +229,18 @@ class UserSelection(db.Model):
     selected: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
     ignored: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
     deleted: Mapped[datetime | None] = _deleted()
+
+
+class OrcidCall(db.Model):
+    """One call to ORCID, for the admin audit view; never holds a token."""
+
+    __tablename__ = "orcidCalls"
+    __table_args__ = (Index("timestamp", "timestamp"), Index("process", "process"), TABLE_OPTIONS)
+
+    callID: Mapped[int] = mapped_column(INT, primary_key=True, autoincrement=True)
+    process: Mapped[str] = mapped_column(String(50), nullable=False)
+    method: Mapped[str] = mapped_column(String(10), nullable=False)
+    url: Mapped[str] = mapped_column(String(500), nullable=False)
+    status: Mapped[int | None] = mapped_column(INT, nullable=True)
+    ms: Mapped[int] = mapped_column(INT, nullable=False)
+    timestamp: Mapped[datetime] = mapped_column(TIMESTAMP, nullable=False, server_default=NOW)
