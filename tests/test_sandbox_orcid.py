@@ -698,6 +698,15 @@ def test_bulk_read_returns_works_and_errors_in_order(env):
     assert body["bulk"][0]["work"]["put-code"] == first
 
 
+def test_a_record_holds_at_most_max_works(env):
+    env.sim.max_works = 2
+    assert env.api.post("work", work_xml(doi="10.1/a")).status_code == 201
+    assert env.api.post("work", work_xml(doi="10.1/b")).status_code == 201
+    response = env.api.post("work", work_xml(doi="10.1/c"))
+    assert response.status_code == 409 and error_of(response)["error-code"] == "9048"
+    assert env.api.post("employment", affiliation_xml()).status_code == 201
+
+
 def test_put_may_not_change_visibility(env):
     code = put_code_of(env.api.post("work", work_xml()))
     body = work_xml(put_code=code).replace(b"<work:work ", b'<work:work visibility="private" ')

@@ -160,11 +160,12 @@ class OrcidSimulator:
         self.app = self._build_app()
 
     def reset(self) -> None:
-        """Forget all clients, researchers, tokens, items, calls and faults; restore the configured rate limit."""
+        """Forget all clients, researchers, tokens, items, calls and faults; restore the configured limits."""
         schemas = self._schemas
         with self._lock:
             self.schema_dir: Path | None = None if schemas is False else Path(schemas) if schemas else schema_dir()
             self.set_rate_limit(*self._rate)
+            self.max_works = 10_000  # per record; beyond it POST work is 409/9048
             self.faults.clear()
             self._clients: dict[str, Client] = {}
             self._researchers: dict[str, Researcher] = {}
@@ -440,6 +441,7 @@ class OrcidSimulator:
         app.add_url_rule("/_sandbox/faults", view_func=self._admin_faults, methods=["POST", "DELETE"])
         app.register_error_handler(OAuthError, _oauth_error_response)
         app.register_error_handler(OrcidApiError, self._api_error_response)
+        app.register_error_handler(_Reply, lambda reply: reply.response)
         return app
 
     # ---- OAuth ---------------------------------------------------------------------------------------------------
@@ -467,7 +469,9 @@ class OrcidSimulator:
     def _authorize_request_error(self, client: Client, args) -> Response | None:
         redirect_uri, state = args["redirect_uri"], args.get("state")
         if args.get("response_type") != "code":
-            return _redirect(redirect_uri, state, error="unsupported_response_type", error_description="Use code")
+            return _redirect(
+                redirect_uri, state, error="unsupported_response_type", error_description="Use response_type=code"
+            )
         scopes = args.get("scope", "").split()
         unknown = [s for s in scopes if s not in SCOPES or (s in MEMBER_SCOPES and not client.member)]
         if not scopes or unknown:
@@ -688,49 +692,43 @@ class OrcidSimulator:
         return root
 
     def _api_collection(self, orcid: str, section: str) -> Response:
-        try:
-            media = self._negotiate()
-            request.environ["ioi.media"] = media
-            if request.method == "POST" and section == "works":
-                return self._bulk_create(orcid, self._guard(orcid, write=True), media)
-            if request.method == "POST":
-                if section not in SECTIONS:
-                    raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
-                token = self._guard(orcid, write=True)
-                return self._create(orcid, section, token)
-            if section not in SUMMARIES and section != "activities":
-                raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
-            self._guard(orcid, write=False)
-            items = sorted(self.items(orcid), key=lambda i: i.put_code)
-            if section == "activities":
-                return self._render(render_activities(orcid, items), media)
-            wanted = SUMMARIES[section]
-            return self._render(render_summary(orcid, wanted, [i for i in items if i.section == wanted]), media)
-        except _Reply as reply:
-            return reply.response
-
-    def _api_item(self, orcid: str, section: str, put_code: str) -> Response:
-        try:
-            media = self._negotiate()
-            request.environ["ioi.media"] = media
-            if section == "works" and request.method == "GET":
-                self._guard(orcid, write=False)
-                return self._bulk_read(orcid, put_code, media)
+        media = self._negotiate()
+        request.environ["ioi.media"] = media
+        if request.method == "POST" and section == "works":
+            return self._bulk_create(orcid, self._guard(orcid, write=True), media)
+        if request.method == "POST":
             if section not in SECTIONS:
                 raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
-            token = self._guard(orcid, write=request.method != "GET")
-            code = int(put_code) if put_code.isdigit() else -1
-            if request.method == "PUT":
-                return self._update(orcid, section, code, token, media)
-            with self._lock:
-                item = self._owned_item(orcid, section, code)
-                if request.method == "GET":
-                    return self._render(render_item(item), media)
-                self._check_source(item, token)
-                del self._items[item.put_code]
-            return Response(b"", 204)
-        except _Reply as reply:
-            return reply.response
+            token = self._guard(orcid, write=True)
+            return self._create(orcid, section, token)
+        if section not in SUMMARIES and section != "activities":
+            raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
+        self._guard(orcid, write=False)
+        items = sorted(self.items(orcid), key=lambda i: i.put_code)
+        if section == "activities":
+            return self._render(render_activities(orcid, items), media)
+        wanted = SUMMARIES[section]
+        return self._render(render_summary(orcid, wanted, [i for i in items if i.section == wanted]), media)
+
+    def _api_item(self, orcid: str, section: str, put_code: str) -> Response:
+        media = self._negotiate()
+        request.environ["ioi.media"] = media
+        if section == "works" and request.method == "GET":
+            self._guard(orcid, write=False)
+            return self._bulk_read(orcid, put_code, media)
+        if section not in SECTIONS:
+            raise OrcidApiError(404, 9016, f"404 Not Found: The resource was not found: {section}")
+        token = self._guard(orcid, write=request.method != "GET")
+        code = int(put_code) if put_code.isdigit() else -1
+        if request.method == "PUT":
+            return self._update(orcid, section, code, token, media)
+        with self._lock:
+            item = self._owned_item(orcid, section, code)
+            if request.method == "GET":
+                return self._render(render_item(item), media)
+            self._check_source(item, token)
+            del self._items[item.put_code]
+        return Response(b"", 204)
 
     def _owned_item(self, orcid: str, section: str, code: int) -> Item:
         item = self._items.get(code)
@@ -791,6 +789,9 @@ class OrcidSimulator:
             duplicate = self._duplicate_of(orcid, section, token.client_id, keys, None)
             if duplicate:
                 raise self._conflict(duplicate, self._clients.get(token.client_id))
+            works = sum(1 for i in self._items.values() if i.orcid == orcid and i.section == "work")
+            if section == "work" and works >= self.max_works:
+                raise OrcidApiError(409, 9048, f"409 Conflict: The record already has the maximum of {works} works")
             now = self._now()
             client = self._clients.get(token.client_id)
             item = Item(
@@ -944,3 +945,28 @@ def _oauth_error_response(error: OAuthError) -> Response:
 def _invalid_token(status: int, error: str, description: str) -> Response:
     body = json.dumps({"error": error, "error_description": description})
     return Response(body, status, content_type="application/json;charset=UTF-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the simulator on loopback until interrupted, with one client and one researcher (for the demo)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Local ORCID simulator")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--client-id", default="APP-0000000000000001")
+    parser.add_argument("--client-secret", default="sandbox-secret")
+    parser.add_argument("--redirect-uri", action="append", default=[])
+    args = parser.parse_args(argv)
+    sim = OrcidSimulator()
+    sim.register_client(args.client_id, args.client_secret, args.redirect_uri or ["http://127.0.0.1:5000"])
+    sim.create_researcher("Sofia", "Garcia", "sofia.garcia@example.org")
+    server = sim.serve(args.port).start()
+    print(f"ORCID simulator at {server.url} (client {args.client_id})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
