@@ -503,6 +503,10 @@ def test_json_reads(env):
     assert body["external-ids"]["external-id"][0]["external-id-value"] == "10.1000/one"
     works = env.api.get("works", accept="application/json").json()
     assert works["group"][0]["work-summary"][0]["put-code"] == code
+    employment = put_code_of(env.api.post("employment", affiliation_xml()))
+    group = env.api.get("employments", accept="application/json").json()["affiliation-group"][0]
+    summary = group["summaries"][0]["employment-summary"]
+    assert summary["put-code"] == employment and summary["organization"]["address"]["country"] == "PT"
 
 
 def test_unacceptable_accept_is_406_and_json_bodies_are_415(env):
@@ -584,6 +588,30 @@ def test_orcid_write_samples_are_accepted(env, section, sample):
     assert env.api.get(f"{section}/{put_code_of(response)}").status_code == 200
 
 
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared ORCID samples not available")
+@pytest.mark.parametrize(
+    ("section", "sample", "old", "new", "code"),
+    [
+        ("work", "work-full-3.0.xml", b"<common:month>10</common:month>", b"<common:month>9</common:month>", 9049),
+        ("work", "work-simple-3.0.xml", b">self<", b">part-of<", 9023),
+        ("work", "work-simple-3.0.xml", b"journal-article", b"article", 9037),
+        (
+            "employment",
+            "employment-3.0.xml",
+            b"<common:disambiguation-source>ROR",
+            b"<common:disambiguation-source>X",
+            9045,
+        ),
+        ("education", "education-3.0.xml", b"<common:city>common:city</common:city>", b"", 9060),
+    ],
+)
+def test_broken_orcid_samples_get_the_orcid_error_code(env, section, sample, old, new, code):
+    body = (SAMPLES / sample).read_bytes()
+    assert old in body
+    response = env.api.post(section, body.replace(old, new))
+    assert response.status_code == 400 and error_of(response)["error-code"] == str(code)
+
+
 def test_work_type_alias_is_stored_under_its_canonical_name(env):
     code = put_code_of(env.api.post("work", work_xml(work_type="dataset")))
     assert "<work:type>data-set</work:type>" in env.api.get(f"work/{code}").text
@@ -631,12 +659,13 @@ def test_server_rules_apply_without_the_xsds(env):
     assert env.api.post("work", work_xml()).status_code == 201
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared ORCID schemas not available")
 def test_schema_violations_are_rejected_and_the_error_body_is_schema_valid(env):
+    if env.sim.schema_dir is None:
+        pytest.skip("shared ORCID schemas not available")
     body = work_xml().replace(b"</work:work>", b"<work:colour>red</work:colour></work:work>")
     response = env.api.post("work", body)
     assert response.status_code == 400 and error_of(response)["error-code"] == "9001"
-    schema = etree.XMLSchema(etree.parse(str(SHARED / "record_3.0" / "error-3.0.xsd")))
+    schema = etree.XMLSchema(etree.parse(str(env.sim.schema_dir / "record_3.0" / "error-3.0.xsd")))
     assert schema.validate(etree.fromstring(response.content))
 
 

@@ -23,8 +23,7 @@ EMPTY_SECTIONS = (
     "research-resources",
     "services",
 )
-LISTS = {"group", "affiliation-group", "external-id", "work-summary", "contributor", "summaries"}
-LISTS |= {f"{s}-summary" for s in ("employment", "education")}
+LISTS = {"group", "affiliation-group", "external-id", "work-summary", "contributor"}
 VALUE_WRAPPED = {
     "title",
     "subtitle",
@@ -38,7 +37,7 @@ VALUE_WRAPPED = {
     "source-name",
     "credit-name",
     "language-code",
-    "country",
+    "external-id-url",
     "created-date",
     "last-modified-date",
 }
@@ -251,7 +250,9 @@ def to_json(element: etree._Element) -> object:
     for child in element:
         key = _local(child.tag)
         value = to_json(child)
-        if key in LISTS:
+        if name == "affiliation-group" and key.endswith("-summary"):
+            result.setdefault("summaries", []).append({key: value})  # type: ignore[union-attr]
+        elif key in LISTS:
             result.setdefault(key, []).append(value)  # type: ignore[union-attr]
         else:
             result[key] = value
