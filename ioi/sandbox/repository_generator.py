@@ -198,14 +198,15 @@ def _item(
     modified = accessioned + (end - accessioned) * rng.random()
     stamp = accessioned.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    authors = rng.sample(pool, rng.randint(3, 13))
-    if known:
-        count = min(len(known), rng.randint(*people_per_item))
-        for person in rng.sample(known, count):
-            authors.insert(rng.randrange(len(authors) + 1), person)
     thesis = kind in ("Thesis", "Dissertation")
-    if thesis:
-        authors = authors[:1]
+    authors = rng.sample(pool, 1 if thesis else rng.randint(3, 13))
+    if known:
+        picks = rng.sample(known, min(len(known), rng.randint(*people_per_item)))
+        if thesis:
+            authors = picks[:1]
+        else:
+            for person in picks:
+                authors.insert(rng.randrange(len(authors) + 1), person)
     for person in authors:
         item.person("dc.contributor.author", person)
     if thesis:
