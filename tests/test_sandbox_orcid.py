@@ -16,6 +16,7 @@ from lxml import etree
 
 from ioi.orcid_ids import is_valid_orcid
 from ioi.sandbox.orcid import EXPIRES_IN, OrcidSimulator
+from ioi.sandbox.orcid_faults import TokenBucket
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "orcid-schema"
 SAMPLES = SHARED / "record_3.0" / "samples" / "write_samples"
@@ -827,12 +828,15 @@ def test_requests_beyond_the_burst_get_503_per_client(env):
     assert env.api.get("works", token=other_token).status_code == 200
 
 
-def test_default_rate_limit_allows_a_burst_of_40_then_503(env):
+def test_default_rate_limit_allows_a_burst_of_40_then_24_per_second(env):
+    now = [1000.0]
+    env.sim.limiter = TokenBucket(24.0, 40, clock=lambda: now[0])  # the defaults, on a clock the test moves
     session = requests.Session()
     api = Api(env.url, env.person.orcid, env.token.access_token, session)
-    statuses = [api.get("works").status_code for _ in range(60)]
-    assert statuses[:40] == [200] * 40
-    assert 503 in statuses
+    assert [api.get("works").status_code for _ in range(41)] == [200] * 40 + [503]
+    now[0] += 0.5
+    assert [api.get("works").status_code for _ in range(13)] == [200] * 12 + [503]
+    assert OrcidSimulator().limiter.rate == 24.0 and OrcidSimulator().limiter.burst == 40
 
 
 # ---- fault injection and call log ------------------------------------------------------------------------------
@@ -933,6 +937,11 @@ def test_admin_endpoints_inject_faults_and_list_calls(env):
     assert env.api.get("works").status_code == 500
     calls = requests.get(f"{env.url}/_sandbox/calls", timeout=5).json()
     assert calls[-1]["status"] == 500 and calls[-1]["path"].endswith("/works")
+    env.api.post("work", work_xml(doi="10.1/state"))
+    state = requests.get(f"{env.url}/_sandbox/state", timeout=5).json()
+    assert state["researchers"][0]["orcid"] == env.person.orcid
+    assert "client_secret" not in state["clients"][0] and state["tokens"]["active"] == 1
+    assert "10.1/state" in state["items"][0]["xml"]
     requests.post(f"{env.url}/_sandbox/faults", json={"kind": "status", "status": 503}, timeout=5)
     assert requests.delete(f"{env.url}/_sandbox/faults", timeout=5).status_code == 204
     assert env.api.get("works").status_code == 200

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from flask import Flask, Response, request
@@ -326,6 +326,7 @@ class OrcidSimulator(OAuthViews, MemberApiViews):
             "/v3.0/<orcid>/<section>/<put_code>", view_func=self._api_item, methods=["GET", "PUT", "DELETE"]
         )
         app.add_url_rule("/_sandbox/calls", view_func=self._admin_calls, methods=["GET"])
+        app.add_url_rule("/_sandbox/state", view_func=self._admin_state, methods=["GET"])
         app.add_url_rule("/_sandbox/faults", view_func=self._admin_faults, methods=["POST", "DELETE"])
         app.register_error_handler(OAuthError, oauth_error_response)
         app.register_error_handler(OrcidApiError, self._api_error_response)
@@ -337,6 +338,24 @@ class OrcidSimulator(OAuthViews, MemberApiViews):
     def _admin_calls(self) -> Response:
         calls = [c.__dict__ for c in self.calls]
         return Response(json.dumps(calls), 200, mimetype="application/json")
+
+    def _admin_state(self) -> Response:
+        """Researchers, clients (without secrets), token counts and stored items with their submitted XML."""
+        state = {
+            "researchers": [asdict(r) for r in self.researchers],
+            "clients": [
+                {"client_id": c.client_id, "name": c.name, "redirect_uris": c.redirect_uris} for c in self.clients
+            ],
+            "tokens": {
+                "active": sum(not (t.revoked or t.revoked_by_user) for t in self.tokens),
+                "all": len(self.tokens),
+            },
+            "items": [
+                {"put_code": i.put_code, "orcid": i.orcid, "section": i.section, "client_id": i.client_id, "xml": i.xml}
+                for i in self.items()
+            ],
+        }
+        return Response(json.dumps(state), 200, mimetype="application/json")
 
     def _admin_faults(self) -> Response:
         if request.method == "DELETE":
