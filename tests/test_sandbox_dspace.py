@@ -75,32 +75,29 @@ def seed(sim: DSpaceSimulator) -> None:
         )
 
 
-def serve(version: int, **options) -> Served:
-    sim = DSpaceSimulator(version, **options)
-    seed(sim)
-    return sim
-
-
-@pytest.fixture(params=[5, 6], ids=["dspace5", "dspace6"])
-def dspace(request):
-    sim = serve(request.param)
+@pytest.fixture(scope="module")
+def shared():
+    """One server for the module; each test resets the simulator behind it."""
+    sim = DSpaceSimulator()
     with BackgroundServer(sim) as server:
         yield Served(sim, server.url)
 
 
 @pytest.fixture
-def served():
-    """Serve a simulator built with options: `served(version, **options)`."""
-    servers = []
+def served(shared):
+    """A seeded simulator built with options: `served(version, **options)`."""
 
     def start(version: int, **options) -> Served:
-        server = BackgroundServer(serve(version, **options)).start()
-        servers.append(server)
-        return Served(server._server.app, server.url)
+        shared.sim.reset(version, **options)
+        seed(shared.sim)
+        return shared
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
+
+
+@pytest.fixture(params=[5, 6], ids=["dspace5", "dspace6"])
+def dspace(request, served):
+    return served(request.param)
 
 
 def metadata(dspace: Served, session: requests.Session, handle: str) -> list[dict]:

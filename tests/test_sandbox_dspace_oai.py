@@ -17,14 +17,22 @@ NS["dc"] = "http://purl.org/dc/elements/1.1/"
 HOST = "repository.kaust.edu.sa"
 
 
-@pytest.fixture(params=[5, 6], ids=["dspace5", "dspace6"])
-def oai(request):
-    """Seven generated items dated 2020-01-0N 12:00:00 UTC (N = 1..7), pages of 3."""
-    sim = DSpaceSimulator(request.param, oai_host=HOST, oai_page_size=3, items=generate_repository(7, seed=3))
-    for number, item in enumerate(sim.items(), start=1):
-        sim.set_last_modified(item.handle, datetime(2020, 1, number, 12, 0, 0, 250000, tzinfo=UTC))
+@pytest.fixture(scope="module")
+def shared():
+    """One server for the module; each test resets the simulator behind it."""
+    sim = DSpaceSimulator()
     with BackgroundServer(sim) as server:
         yield sim, server.url + "/oai/request"
+
+
+@pytest.fixture(params=[5, 6], ids=["dspace5", "dspace6"])
+def oai(request, shared):
+    """Seven generated items dated 2020-01-0N 12:00:00 UTC (N = 1..7), pages of 3."""
+    sim, url = shared
+    sim.reset(request.param, oai_host=HOST, oai_page_size=3, items=generate_repository(7, seed=3))
+    for number, item in enumerate(sim.items(), start=1):
+        sim.set_last_modified(item.handle, datetime(2020, 1, number, 12, 0, 0, 250000, tzinfo=UTC))
+    return sim, url
 
 
 def get(url: str, **params) -> ET.Element:
