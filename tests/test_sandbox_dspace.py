@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -599,3 +600,29 @@ def test_item_helpers_change_state_and_last_modified(dspace):
 def test_version_must_be_5_or_6():
     with pytest.raises(ValueError):
         DSpaceSimulator(7)
+
+
+def test_fault_counts_must_be_positive(dspace):
+    with pytest.raises(ValueError):
+        dspace.sim.fail_next(0)
+
+
+def test_concurrent_writes_are_serialised_each_bumping_last_modified(served):
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    dspace = served(6, clock=lambda: now)
+    sessions = [dspace.login() for _ in range(4)]
+    url = dspace.item_url("10754/1") + "/metadata"
+
+    def write(session: requests.Session, number: int) -> None:
+        for step in range(5):
+            body = [{"key": "dc.subject", "value": f"s{number}-{step}", "language": None}]
+            assert session.post(url, json=body, timeout=5).status_code == 200
+
+    threads = [threading.Thread(target=write, args=(s, n)) for n, s in enumerate(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(dspace.sim.values("10754/1", "dc.subject")) == 2 + 20
+    # a frozen clock shows every write bumped lastModified by at least a millisecond
+    assert dspace.sim.item("10754/1").last_modified == now + timedelta(milliseconds=19)

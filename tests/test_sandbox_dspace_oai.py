@@ -251,3 +251,16 @@ def test_a_rest_edit_shows_up_in_oai_with_its_new_datestamp(oai):
     assert identifiers(root) == [f"oai:{HOST}:{handle}"]
     stamp = root.find(".//oai:datestamp", NS).text
     assert stamp == sim.item(handle).last_modified.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_without_live_oai_edits_appear_only_after_an_import(shared):
+    sim, url = shared
+    sim.reset(5, oai_live=False, items=generate_repository(3, seed=4))
+    assert error(get(url, verb="ListIdentifiers", metadataPrefix="xoai")) == "noRecordsMatch"
+    sim.oai_import()
+    assert len(identifiers(get(url, verb="ListIdentifiers", metadataPrefix="xoai"))) == 3
+    sim.set_values("10754/600002", "dc.title", ["Edited"])
+    assert error(get(url, verb="ListIdentifiers", metadataPrefix="xoai", **{"from": "2025-01-01"})) == "noRecordsMatch"
+    sim.oai_import()
+    root = get(url, verb="ListIdentifiers", metadataPrefix="xoai", **{"from": "2025-01-01"})
+    assert identifiers(root) == ["oai:repository.example.edu:10754/600002"]

@@ -121,6 +121,7 @@ class DSpaceSimulator:
         unknown_handle_status: int = 500,
         secure_cookie: bool = False,
         allow_authority_updates: bool = True,
+        oai_live: bool = True,
         clock: Callable[[], datetime] | None = None,
         repository_name: str = "Example Repository",
         admin_email: str = "repository@example.edu",
@@ -128,7 +129,9 @@ class DSpaceSimulator:
     ):
         """`users` maps e-mail → password of administrators (default admin@example.edu / admin).
         `secure_cookie` adds `Secure` to the DSpace 6 JSESSIONID cookie as real (https) servers do; off by
-        default because clients do not send Secure cookies over the simulator's plain http."""
+        default because clients do not send Secure cookies over the simulator's plain http.
+        `oai_live=False` makes OAI-PMH serve the snapshot of the last `oai_import()` (empty before the first),
+        as real DSpace serves its OAI Solr core filled by the nightly `dspace oai import`."""
         if version not in (5, 6):
             raise ValueError(f"DSpace version must be 5 or 6, not {version!r}")
         self.version = version
@@ -137,11 +140,13 @@ class DSpaceSimulator:
         self.unknown_handle_status = unknown_handle_status
         self.secure_cookie = secure_cookie
         self.allow_authority_updates = allow_authority_updates
+        self.oai_live = oai_live
         self.oai = dspace_oai.OaiSettings(oai_host, oai_page_size, repository_name, admin_email, server_timezone)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self._items: dict[str, Item] = {}
         self._expunged: dict[str, Item] = {}
+        self._oai_index: list[Item] = []
         self._authorities: dict[str, Authority] = {}
         self._registry = standard_registry()
         self._users: dict[str, _User] = {}
@@ -301,6 +306,11 @@ class DSpaceSimulator:
             self._touch(item)
             self._expunged[handle] = item
 
+    def oai_import(self) -> None:
+        """Snapshot every item for OAI-PMH, like `[dspace]/bin/dspace oai import` (used when oai_live=False)."""
+        with self._lock:
+            self._oai_index = copy.deepcopy([*self._items.values(), *self._expunged.values()])
+
     def set_last_modified(self, handle: str, when: datetime) -> None:
         """Set an item's lastModified (naive = UTC)."""
         with self._lock:
@@ -346,6 +356,8 @@ class DSpaceSimulator:
             self._sessions.clear()
 
     def _add_rule(self, rule: _Rule) -> None:
+        if rule.remaining is not None and rule.remaining < 1:
+            raise ValueError("count must be at least 1")
         with self._lock:
             self._rules.append(rule)
 
@@ -665,7 +677,7 @@ class DSpaceSimulator:
     def _oai(self) -> Response:
         args = {name: request.values.get(name, "") for name in request.values}
         with self._lock:
-            items = [*self._items.values(), *self._expunged.values()]
+            items = [*self._items.values(), *self._expunged.values()] if self.oai_live else self._oai_index
             xml = dspace_oai.respond(args, items, self.oai, request.base_url, self._clock())
         return Response(xml, content_type="text/xml;charset=UTF-8")
 
