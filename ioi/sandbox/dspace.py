@@ -144,7 +144,8 @@ class DSpaceSimulator:
         self.oai = dspace_oai.OaiSettings(oai_host, oai_page_size, repository_name, admin_email, server_timezone)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
-        self._items: dict[str, Item] = {}
+        self._items: dict[str, Item] = {}  # by handle
+        self._by_id: dict[str, Item] = {}  # by str(id) and by uuid
         self._expunged: dict[str, Item] = {}
         self._oai_index: list[Item] = []
         self._authorities: dict[str, Authority] = {}
@@ -195,6 +196,19 @@ class DSpaceSimulator:
         collection: str = "10754/2",
     ) -> Item:
         """Archive an item; values are stored as given (tuples are `(key, value[, language])`). Returns a copy."""
+        item = self._add(handle, metadata, authorities, last_modified, withdrawn, collection)
+        with self._lock:
+            return copy.deepcopy(item)
+
+    def _add(
+        self,
+        handle: str,
+        metadata: Iterable[ValueLike],
+        authorities: Iterable[Authority],
+        last_modified: datetime | None,
+        withdrawn: bool,
+        collection: str,
+    ) -> Item:
         with self._lock:
             if handle in self._items:
                 raise ValueError(f"handle {handle} exists")
@@ -212,20 +226,14 @@ class DSpaceSimulator:
                 collection=collection,
             )
             self._items[handle] = item
+            self._by_id[str(item.id)] = self._by_id[item.uuid] = item
             self._expunged.pop(handle, None)
-            return copy.deepcopy(item)
+            return item
 
     def load(self, seeds: Iterable[ItemSeed]) -> None:
         """Add generated items (see `repository_generator.generate_repository`)."""
         for seed in seeds:
-            self.add_item(
-                seed.handle,
-                seed.metadata,
-                authorities=seed.authorities,
-                last_modified=seed.last_modified,
-                withdrawn=seed.withdrawn,
-                collection=seed.collection,
-            )
+            self._add(seed.handle, seed.metadata, seed.authorities, seed.last_modified, seed.withdrawn, seed.collection)
 
     def item(self, handle: str) -> Item:
         """A copy of the live item with this handle (KeyError if none)."""
@@ -302,6 +310,7 @@ class DSpaceSimulator:
         """Expunge: REST no longer finds it; OAI keeps a deleted header dated now."""
         with self._lock:
             item = self._items.pop(handle)
+            del self._by_id[str(item.id)], self._by_id[item.uuid]
             item.deleted = True
             self._touch(item)
             self._expunged[handle] = item
@@ -485,10 +494,10 @@ class DSpaceSimulator:
 
     def _lookup(self, item_id: str) -> Item | None:
         """By numeric id (5), or uuid or legacy numeric id (6)."""
-        for item in self._items.values():
-            if (item_id.isdigit() and item.id == int(item_id)) or (self.version == 6 and item.uuid == item_id):
-                return item
-        return None
+        item = self._by_id.get(item_id)
+        if item is None or (self.version == 5 and item_id == item.uuid):
+            return None
+        return item
 
     def _find(self, item_id: str, user: _User | None, write: bool = False) -> Item:
         """The item, 404 when unknown, 401 without READ (withdrawn, non-admin) or WRITE (non-admin)."""
@@ -688,7 +697,7 @@ def _compile(pattern: str | None) -> re.Pattern | None:
 
 def _to_value(value: ValueLike) -> MetadataValue:
     if isinstance(value, MetadataValue):
-        return copy.copy(value)
+        return MetadataValue(value.key, value.value, value.language, value.authority, value.confidence)
     key, text, *rest = value
     return MetadataValue(key, text, rest[0] if rest else None)
 

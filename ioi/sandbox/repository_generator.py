@@ -173,7 +173,7 @@ def generate_repository(
     among its authors (with an ORCID authority when an iD is given, else a plain person authority).
     """
     rng = random.Random(seed)
-    pool = _pool(rng, max(40, n * 3))
+    pool = _pool(rng, min(max(40, n * 2), 8000))  # ~22,000 distinct names exist; authors recur
     known = [_Person(name, person_authority(name, orcid)) for name, orcid in people]
     return [
         _item(rng, f"{handle_prefix}/{first_suffix + i}", pool, known, people_per_item, end, withdrawn_share)
