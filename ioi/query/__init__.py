@@ -1,5 +1,10 @@
 """The campus query API: ORCID iDs and works as JSON or CSV."""
 
+from __future__ import annotations
+
+import shlex
+from urllib.parse import urlencode
+
 from flask import Blueprint
 
 bp = Blueprint("query", __name__, url_prefix="/query")
@@ -10,4 +15,11 @@ from ioi.query import views  # noqa: E402
 
 @bp.record_once
 def _legacy_path(state) -> None:
-    state.app.add_url_rule(LEGACY_PATH, "query.legacy", views.index, methods=["GET", "POST"])
+    state.app.add_url_rule(LEGACY_PATH, "query.legacy", views.index, methods=["GET"])
+
+
+def example_curl(base_url: str, api_key: str, abbrev: str, person_id: str) -> str:
+    """A working curl command line fetching a person's works as JSON (for the demo and the docs)."""
+    params = urlencode({f"{abbrev.lower()}id": person_id, "request": "works", "response": "json"})
+    url = f"{base_url.rstrip('/')}/query?{params}"
+    return f"curl -sS -H {shlex.quote(f'Authorization: Bearer {api_key}')} {shlex.quote(url)}"
