@@ -537,6 +537,13 @@ def test_fail_next_answers_matching_calls_with_the_status_then_recovers(dspace):
     ]
 
 
+def test_fail_next_can_send_retry_after(dspace):
+    dspace.sim.fail_next(1, 503, retry_after=7)
+    response = requests.get(dspace.rest + "/status", timeout=5)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "7"
+    assert "Retry-After" not in requests.get(dspace.rest + "/status", timeout=5).headers
+
+
 def test_fail_next_pattern_can_match_the_query(dspace):
     dspace.sim.fail_next(1, 500, path="resumptionToken=")
     assert requests.get(dspace.url + "/oai/request?verb=Identify", timeout=5).status_code == 200

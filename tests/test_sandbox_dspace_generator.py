@@ -91,3 +91,9 @@ def test_generated_items_load_into_the_simulator_and_read_back_expanded():
     authors = [e["value"] for e in item["metadata"] if e["key"] == "dc.contributor.author"]
     assert any(a.startswith("Researcher, Known::") and a.endswith("::" + make_orcid(123456)) for a in authors)
     assert item["name"] == sim.item("10754/600001").name
+
+
+def test_a_share_of_items_can_be_withdrawn():
+    items = generate_repository(100, seed=8, withdrawn_share=0.2)
+    assert 5 <= sum(item.withdrawn for item in items) <= 40
+    assert not any(item.withdrawn for item in generate_repository(100, seed=8))

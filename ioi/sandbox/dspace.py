@@ -1,7 +1,15 @@
 """A local DSpace 5/6 simulator: legacy REST (with the Atmire expanded-ORCID patch) and OAI-PMH (XOAI).
 
-Serve it with `BackgroundServer(DSpaceSimulator(...))`; the simulator object is the WSGI app. Its Python
-API seeds and inspects state and injects faults; everything is guarded by one lock (thread-safe).
+    sim = DSpaceSimulator(6, items=generate_repository(50, seed=1), oai_host="repository.example.edu")
+    with BackgroundServer(sim) as server:   # REST at {server.url}/rest, OAI at {server.url}/oai/request
+        ...
+
+The simulator object is the WSGI app. Its Python API seeds and inspects state (`add_item`, `item`, `items`,
+`deleted_items`, `authorities`, `calls`), changes items as an editor would (`set_values`, `replace_metadata`,
+`withdraw_item`, `delete_item`, `set_last_modified`) and injects faults (`fail_next`, `timeout_next`,
+`truncate_next`, `set_latency`, `invalidate_sessions`). One lock guards all state, so it is thread-safe.
+Behaviour follows shared/specs/dspace-api.md §2-§4; where DSpace is odd (500 for an unknown handle,
+string booleans, page-index `cursor`), the simulator is odd the same way.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class _Rule:
     method: str | None
     pattern: re.Pattern | None
     status: int = 500
+    retry_after: int | None = None
     seconds: float = 0.0
     keep: float = 0.5
 
@@ -332,11 +341,17 @@ class DSpaceSimulator:
     # ----------------------------------------------------------------- faults and sessions
 
     def fail_next(
-        self, count: int = 1, status: int = 500, *, method: str | None = None, path: str | None = None
+        self,
+        count: int = 1,
+        status: int = 500,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
-        """Answer the next `count` matching requests with `status` (an HTML error page).
-        `path` is a regular expression searched in the path plus `?query`."""
-        self._add_rule(_Rule("status", count, method, _compile(path), status=status))
+        """Answer the next `count` matching requests with `status` (an HTML error page, with a
+        `Retry-After` header when given). `path` is a regular expression searched in the path plus `?query`."""
+        self._add_rule(_Rule("status", count, method, _compile(path), status=status, retry_after=retry_after))
 
     def timeout_next(
         self, count: int = 1, seconds: float = 2.0, *, method: str | None = None, path: str | None = None
@@ -415,7 +430,10 @@ class DSpaceSimulator:
         if latency:
             time.sleep(latency)
         if fault and fault.kind == "status":
-            return error_page(fault.status)
+            response = error_page(fault.status)
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = str(fault.retry_after)
+            return response
         if fault and fault.kind == "timeout":
             time.sleep(fault.seconds)
         return None
