@@ -70,8 +70,8 @@ def respond(
         body = f"<error code={quoteattr(error.code)}>{escape(error.message)}</error>"
     request_attrs = "".join(f" {name}={quoteattr(value)}" for name, value in attrs.items())
     return (
-        '<?xml version="1.0" encoding="UTF-8" ?>'
-        "<?xml-stylesheet type='text/xsl' href='static/style.xsl'?>"
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        "<?xml-stylesheet href='static/style.xsl' type='text/xsl'?>"
         f'<OAI-PMH xmlns="{OAI_NS}" xmlns:xsi="{XSI_NS}" '
         f'xsi:schemaLocation="{OAI_NS} http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd">'
         f"<responseDate>{utc_seconds(now)}</responseDate>"
