@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -349,8 +350,10 @@ def _is_http_url(value: str) -> bool:
 
 
 def load_settings(overrides: dict | None = None, env_file: Path | None = None) -> Settings:
-    """Read settings from the environment and `.env`; explicit overrides win. Raises ConfigError."""
-    env_file = env_file if env_file is not None else PROJECT_ROOT / ".env"
+    """Read settings from the environment and the env file (IOI_ENV_FILE, default `.env` in the
+    project); explicit overrides win. Raises ConfigError."""
+    if env_file is None:
+        env_file = Path(os.environ.get("IOI_ENV_FILE") or PROJECT_ROOT / ".env")
     try:
         return Settings(_env_file=env_file if env_file.exists() else None, **(overrides or {}))
     except ValidationError as exc:

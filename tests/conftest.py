@@ -21,6 +21,9 @@ from flask_migrate import upgrade
 from ioi import create_app
 from ioi.extensions import db
 
+# Tests never read a developer's own .env: every setting a test needs is passed explicitly.
+os.environ["IOI_ENV_FILE"] = os.devnull
+
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 SERVER_URL = os.environ.get("IOI_TEST_DATABASE_URL", "").strip()

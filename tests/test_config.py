@@ -161,3 +161,10 @@ def test_query_and_token_settings_are_parsed():
     key = Fernet.generate_key().decode()
     assert settings(TOKEN_ENCRYPTION_KEY=key).token_key == key.encode()
     assert settings(SECRET_KEY="another-long-secret-key").token_key != s.token_key
+
+
+def test_ioi_env_file_names_another_settings_file(monkeypatch, tmp_path):
+    env_file = tmp_path / "site.env"
+    env_file.write_text("SECRET_KEY=from-the-named-file-123\nINSTITUTION_ABBREVIATION=SITE\n")
+    monkeypatch.setenv("IOI_ENV_FILE", str(env_file))
+    assert load_settings().INSTITUTION_ABBREVIATION == "SITE"
