@@ -476,3 +476,42 @@ def test_example_curl_is_a_working_command(api, jane):
     assert params == {"tuid": jane, "request": "works", "response": "json"}
     response = api.get(url.path, query_string=params, headers={header_name: header_value})
     assert response.status_code == 200 and len(response.get_json()) == 3
+
+
+# --- statements per request ---------------------------------------------------------------------
+
+
+def count_statements(call) -> int:
+    """SQL statements executed on any engine while `call()` runs."""
+    count = 0
+
+    def on_execute(*args, **kwargs):
+        nonlocal count
+        count += 1
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
+    try:
+        call()
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
+    return count
+
+
+@pytest.mark.parametrize("response_type", ["json", "csv"])
+def test_a_request_costs_the_same_statements_for_1_or_200_works(api, app, response_type):
+    add_person(42, "Smith, Jane", JANE)
+
+    sizes = []
+
+    def fetch() -> None:
+        response = get(api, tuid="42", request="works", response=response_type)
+        assert response.status_code == 200
+        sizes.append(len(response.get_json()) if response_type == "json" else len(csv_rows(response)) - 1)
+
+    add_works(1)
+    get(api, tuid="42", request="works")  # warm the connection pool
+    few = count_statements(fetch)
+    add_works(199, start=1)
+    many = count_statements(fetch)
+    assert sizes == [1, 200]
+    assert few == many == 3  # the person, their ORCID iD, their works
