@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,16 @@ from conftest import free_port
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def test_demo_command_starts_serves_the_researcher_page_and_stops_cleanly(tmp_path):
+def wait_for(url: str) -> requests.Response:
+    for _ in range(100):
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")
+
+
+def test_demo_command_starts_everything_serves_the_pages_and_stops_cleanly(tmp_path):
     port = free_port()
     env = {**os.environ, "IOI_DEMO_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "PYTHONUNBUFFERED": "1"}
     env.pop("SECRET_KEY", None)
@@ -24,20 +34,30 @@ def test_demo_command_starts_serves_the_researcher_page_and_stops_cleanly(tmp_pa
         text=True,
     )
     try:
-        banner = process.stdout.readline()
-        assert f"http://127.0.0.1:{port}/orcid" in banner
-        response = None
-        for _ in range(50):
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/orcid", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        assert response is not None and response.status_code == 200
-        assert "ORCID at DEMO" in response.text
-        assert (tmp_path / "demo.sqlite").exists()
+        banner = "".join(process.stdout.readline() for _ in range(6))
+        assert f"http://127.0.0.1:{port}/orcid" in banner, banner
+        page = wait_for(f"http://127.0.0.1:{port}/orcid")
+        assert page.status_code == 200 and "DEMO" in page.text
+        orcid_url = re.search(r"local ORCID: (\S+)", banner).group(1)
+        dspace_url = re.search(r"local DSpace: (\S+)/rest", banner).group(1)
+        assert requests.get(f"{dspace_url}/rest/status", timeout=5).status_code == 200
+        consent = requests.get(
+            f"{orcid_url}/oauth/authorize",
+            params={
+                "client_id": "APP-DEMO000000000001",
+                "response_type": "code",
+                "scope": "/authenticate",
+                "redirect_uri": f"http://127.0.0.1:{port}/orcid",
+            },
+            timeout=5,
+        )
+        assert consent.status_code == 200
+        oai = requests.get(
+            f"{dspace_url}/oai/request", params={"verb": "ListIdentifiers", "metadataPrefix": "xoai"}, timeout=5
+        )
+        assert 'completeListSize="300"' in oai.text and "oai:repository.demo.example.edu:10754/" in oai.text
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=15)
+        out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "IOI demo stopped." in err
