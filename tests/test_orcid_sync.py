@@ -75,8 +75,8 @@ def orcid_app(migrated, running, sim):
     with app.app_context():
         _reset_tables()
         yield app
-        orcid_api.flush_call_log()
         db.session.remove()
+        orcid_api.flush_call_log()
         db.engine.dispose()
 
 

@@ -67,7 +67,10 @@ def make_client(settings: Settings, process: str, **options) -> AuditedOrcidClie
 
 def flush_call_log() -> int:
     """Write the queued audit rows, each engine's in one short transaction; returns rows written.
-    Never raises: an audit failure is logged and must not break the work."""
+    Never raises: an audit failure is logged and must not break the work. On SQLite, while this
+    thread's session holds the write lock the rows wait for its transaction to end instead."""
+    if _queue and _sqlite_write_pending():
+        return 0
     with _flush_lock:
         batches: dict[Engine, list[dict]] = {}
         while _queue:
@@ -82,6 +85,18 @@ def flush_call_log() -> int:
             except Exception:
                 log.exception("could not record %d ORCID call(s) in orcidCalls", len(rows))
         return written
+
+
+def _sqlite_write_pending() -> bool:
+    """True when this thread's session has an SQLite write transaction open (a second connection
+    would wait for its lock)."""
+    try:
+        session = db.session()
+        if session.get_bind().dialect.name != "sqlite" or not session.in_transaction():
+            return False
+        return bool(session.connection().connection.dbapi_connection.in_transaction)
+    except Exception:  # no app context, no session: nothing of ours holds the lock
+        return False
 
 
 def pending_call_rows() -> int:
