@@ -173,12 +173,34 @@ CREATE TABLE `orcidCalls` (
   KEY `process` (`process`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Added by the Python port: invitation email batches; `runLock` is set only while a batch runs.
+CREATE TABLE `emailBatches` (
+  `batchID` int(11) NOT NULL AUTO_INCREMENT,
+  `groupLabel` varchar(50) NOT NULL,
+  `inviteType` varchar(30) NOT NULL,
+  `sentBy` varchar(100) NOT NULL,
+  `started` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  `heartbeat` timestamp NULL DEFAULT NULL,
+  `finished` timestamp NULL DEFAULT NULL,
+  `status` varchar(20) NOT NULL,
+  `total` int(11) NOT NULL DEFAULT 0,
+  `sent` int(11) NOT NULL DEFAULT 0,
+  `skipped` int(11) NOT NULL DEFAULT 0,
+  `failed` int(11) NOT NULL DEFAULT 0,
+  `lastError` text DEFAULT NULL,
+  `runLock` varchar(20) DEFAULT NULL,
+  PRIMARY KEY (`batchID`),
+  UNIQUE KEY `runLock` (`runLock`),
+  KEY `groupType` (`groupLabel`, `inviteType`),
+  KEY `started` (`started`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 -- Schema revision (Alembic); `db upgrade` continues from here.
 CREATE TABLE `alembic_version` (
   `version_num` varchar(32) NOT NULL,
   PRIMARY KEY (`version_num`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO `alembic_version` (`version_num`) VALUES ('0003');
+INSERT INTO `alembic_version` (`version_num`) VALUES ('0004');
 
 -- Default rows.
 INSERT INTO `groups` (`groupID`, `label`, `titles`, `titleParts`, `titlePartsToIgnore`) VALUES

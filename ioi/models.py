@@ -244,3 +244,30 @@ class OrcidCall(db.Model):
     status: Mapped[int | None] = mapped_column(INT, nullable=True)
     ms: Mapped[int] = mapped_column(INT, nullable=False)
     timestamp: Mapped[datetime] = mapped_column(TIMESTAMP, nullable=False, server_default=NOW)
+
+
+class EmailBatch(db.Model):
+    """A batch of invitation emails; `runLock` is set (and unique) only while it runs."""
+
+    __tablename__ = "emailBatches"
+    __table_args__ = (
+        UniqueConstraint("runLock", name="runLock"),
+        Index("groupType", "groupLabel", "inviteType"),
+        Index("started", "started"),
+        TABLE_OPTIONS,
+    )
+
+    batchID: Mapped[int] = mapped_column(INT, primary_key=True, autoincrement=True)
+    groupLabel: Mapped[str] = mapped_column(String(50), nullable=False)
+    inviteType: Mapped[str] = mapped_column(String(30), nullable=False)
+    sentBy: Mapped[str] = mapped_column(String(100), nullable=False)
+    started: Mapped[datetime] = mapped_column(TIMESTAMP, nullable=False, server_default=NOW)
+    heartbeat: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    total: Mapped[int] = mapped_column(INT, nullable=False, default=0, server_default="0")
+    sent: Mapped[int] = mapped_column(INT, nullable=False, default=0, server_default="0")
+    skipped: Mapped[int] = mapped_column(INT, nullable=False, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(INT, nullable=False, default=0, server_default="0")
+    lastError: Mapped[str | None] = mapped_column(Text, nullable=True)
+    runLock: Mapped[str | None] = mapped_column(String(20), nullable=True)

@@ -96,7 +96,7 @@ def assert_round_trip() -> None:
 
 
 def test_models_round_trip_every_table(app):
-    assert len(db.metadata.tables) == 12  # the eleven legacy tables and orcidCalls
+    assert len(db.metadata.tables) == 13  # the eleven legacy tables, orcidCalls and emailBatches
     assert_round_trip()
 
 

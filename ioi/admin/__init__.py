@@ -10,4 +10,4 @@ from ioi.admin import views  # noqa: E402
 
 @bp.record_once
 def _legacy_path(state) -> None:
-    state.app.add_url_rule(LEGACY_PATH, "admin.legacy", views.index, methods=["GET", "POST"])
+    state.app.add_url_rule(LEGACY_PATH, "admin.legacy", views.index, methods=["GET"])
