@@ -23,7 +23,9 @@ Relations. Rules:
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import re
 from collections import Counter
@@ -106,7 +108,10 @@ class UploadResult:
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding name): UTF-8 with or without BOM, else Windows-1252. Raises UploadError."""
+    """(codec, name) of the file: UTF-8 with or without BOM, else Windows-1252. Raises UploadError.
+
+    Checked in slices, so no decoded copy of the whole file is kept.
+    """
     if len(data) > MAX_UPLOAD_BYTES:
         raise UploadError(
             f"The file is {len(data) / 1048576:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 1048576} MB. "
@@ -116,16 +121,19 @@ def decode(data: bytes) -> tuple[str, str]:
         raise UploadError("The file is empty.")
     if data[:4] == b"PK\x03\x04" or b"\x00" in data[:4096]:
         raise UploadError("This is not a CSV text file (an Excel workbook?). Save it as CSV and upload that.")
-    try:
-        return data.decode("utf-8-sig"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "Windows-1252"
-    except UnicodeDecodeError as exc:
-        raise UploadError(
-            f"The file is neither UTF-8 nor Windows-1252 text (byte 0x{data[exc.start]:02x} at position {exc.start})."
-        ) from None
+    for codec, name in (("utf-8-sig", "UTF-8"), ("cp1252", "Windows-1252")):
+        decoder = codecs.getincrementaldecoder(codec)()
+        try:
+            for offset in range(0, len(data), 1 << 20):
+                decoder.decode(data[offset : offset + (1 << 20)])
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            position = offset + exc.start
+            continue
+        return codec, name
+    raise UploadError(
+        f"The file is neither UTF-8 nor Windows-1252 text (byte 0x{data[position]:02x} at position {position})."
+    )
 
 
 def _dialect(first_line: str, expected: int) -> str:
@@ -146,10 +154,11 @@ def check_header(kind: Kind, header: list[str]) -> None:
         )
 
 
-def _rows(kind: Kind, text: str) -> Iterator[tuple[int, dict[str, str]] | tuple[int, str]]:
-    """(line, row) for each data row, or (line, error text) for a row of the wrong width."""
-    first_line = text.split("\n", 1)[0].rstrip("\r")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(first_line, len(kind.headers)))
+def _rows(kind: Kind, data: bytes, codec: str) -> Iterator[tuple[int, dict[str, str]] | tuple[int, str]]:
+    """(line, row) for each data row, or (line, error text) for a row of the wrong width; streamed."""
+    first_line = data.split(b"\n", 1)[0].decode(codec).rstrip("\r")
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=codec, newline="")
+    reader = csv.reader(stream, delimiter=_dialect(first_line, len(kind.headers)))
     try:
         header = next(reader)
     except StopIteration:
@@ -218,12 +227,12 @@ def parse_date(value: str, slash_order: str | None = None) -> str | None:
     return parsed.isoformat()
 
 
-def _slash_order(kind: Kind, text: str) -> str | None:
+def _slash_order(kind: Kind, data: bytes, codec: str) -> str | None:
     """The file's slashed-date order from its unambiguous dates; UploadError if it shows both."""
     if not kind.date_columns:
         return None
     seen: dict[str, int] = {}
-    for line, row in _rows(kind, text):
+    for line, row in _rows(kind, data, codec):
         if isinstance(row, str):
             continue
         for column in kind.date_columns:
@@ -275,11 +284,12 @@ class _Applier:
 
     def __init__(self, kind: Kind, result: UploadResult, order: str | None, now: datetime):
         self.kind, self.result, self.order, self.now = kind, result, order, now
-        self.seen: dict[str, tuple[int, tuple]] = {}
+        self.seen: dict[str, tuple[int, bytes]] = {}
 
     def duplicate(self, key: str, line: int, row: dict[str, str]) -> bool:
         """True (and skipped) for a word-for-word repeat; an error for a conflicting one."""
-        values = tuple(row.values())
+        # A digest, not the row, is remembered: memory stays small for large files.
+        values = hashlib.blake2b("\x1f".join(row.values()).encode(), digest_size=16).digest()
         if key in self.seen:
             first_line, first_values = self.seen[key]
             if first_values == values:
@@ -442,8 +452,7 @@ class _Relations(_Applier):
     ) -> tuple[str, int]:
         """Add or update the relation starting on `start`: (new|updated|unchanged, values removed)."""
         for index, relation in enumerate(relations):
-            starts = relation.children.get("local.date.start")
-            if (starts[0].value if starts else relation.value.rsplit("_", 1)[-1]) != start:
+            if (_first(relation.children, "local.date.start") or relation.value.rsplit("_", 1)[-1]) != start:
                 continue
             children = dict(relation.children)
             before = (_first(children, "local.org.id"), _first(children, "local.date.end"))
@@ -475,13 +484,13 @@ def import_file(kind_key: str, filename: str, data: bytes, now: datetime) -> Upl
     kind = KINDS.get(kind_key)
     if kind is None:
         raise UploadError("Choose what kind of file this is.")
-    text, encoding = decode(data)
-    order = _slash_order(kind, text)
+    codec, encoding = decode(data)
+    order = _slash_order(kind, data, codec)
     result = UploadResult(kind, filename)
     applier = APPLIERS[kind_key](kind, result, order, now)
     chunk: list[tuple[int, dict[str, str]]] = []
     try:
-        for line, row in _rows(kind, text):
+        for line, row in _rows(kind, data, codec):
             if isinstance(row, str):
                 result.error(line, row)
                 continue
