@@ -314,3 +314,38 @@ def test_emails_tab_screenshot(app, client):
         assert path.stat().st_size > 10000
         driver.get(f"{server.url}/admin/emails/templates/noPermissions")
         screenshot(driver, "admin-email-template")
+
+
+def test_the_emails_tab_follows_a_running_batch_until_it_ends(mail_app):
+    app, mailbox = mail_app
+    seed_people()
+    for pid in range(20, 23):
+        add_person(pid, f"Person, Number{pid}", f"n{pid}@example.edu", "Professor")
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client)
+    client.get("/admin/emails")
+    cookie = client.get_cookie("session").value
+    settings = settings_of(app)
+    batch, invitees = start_batch(settings, "Faculty", "initial", "admin@example.edu", TODAY)
+    with BackgroundServer(app) as server, browser_or_skip(1400, 900) as driver:
+        driver.get(f"{server.url}/static/css/ioi.css")
+        driver.add_cookie({"name": "session", "value": cookie, "path": "/"})
+        driver.get(f"{server.url}/admin/emails")
+        assert driver.find_element("id", "batch-progress")
+        worker = threading.Thread(target=invitations.run_in_app, args=(app, settings, batch.batchID, invitees, "Ada"))
+        worker.start()
+        deadline = time.monotonic() + 30
+        seen = set()
+        while time.monotonic() < deadline:
+            try:
+                seen.add(driver.find_element("css selector", '[data-field="sent"]').text)
+            except Exception:  # the page reloaded without the panel: the batch is over
+                break
+            time.sleep(0.2)
+        worker.join(timeout=30)
+        assert len(seen) >= 2, f"the counts moved while the batch ran: {seen}"
+        driver.implicitly_wait(5)
+        assert "Last batch" in driver.find_element("css selector", "table.invitations").text
+        assert "4 sent" in driver.page_source
+    assert len(mailbox.messages) == 4

@@ -320,4 +320,26 @@ def test_a_request_over_the_server_limit_gets_a_clear_message(migrated, app):
         db.session.remove()
         db.engine.dispose()
     assert page.status_code == 413
-    assert "larger than the 0 MB the server accepts" in page.text or "the server accepts" in page.text
+    assert "The file is larger than the 2 KB that can be uploaded. Split it into smaller files." in page.text
+
+
+def test_upload_page_in_a_browser_reports_bad_rows(app, client, tmp_path):
+    from browser import browser_or_skip, screenshot
+
+    from ioi.sandbox.server import BackgroundServer
+
+    sign_in(client)
+    client.get("/admin/upload")
+    cookie = client.get_cookie("session").value
+    bad = tmp_path / "persons.csv"
+    bad.write_text(PERSONS + "1,Curie,Marie,,,marie@example.edu\n2,,Emmy,,,emmy@example\n3,Planck,Max,,12x,\n")
+    with BackgroundServer(app) as server, browser_or_skip(1400, 900) as driver:
+        driver.get(f"{server.url}/static/css/ioi.css")
+        driver.add_cookie({"name": "session", "value": cookie, "path": "/"})
+        driver.get(f"{server.url}/admin/upload")
+        driver.find_element("css selector", "select#kind option[value='persons']").click()
+        driver.find_element("id", "file").send_keys(str(bad))
+        driver.find_element("id", "upload").click()
+        text = driver.find_element("css selector", ".result-errors").text
+        assert "was not applied" in text and "LAST_NAME is empty" in text and "12x" in text
+        screenshot(driver, "admin-upload-errors")

@@ -43,13 +43,15 @@ def _tabs() -> dict:
 
 @bp.errorhandler(413)
 def _too_large(error):
-    message = (
-        f"The file is larger than the {current_app.config['MAX_CONTENT_LENGTH'] // 1048576} MB the server accepts; "
-        f"files of up to {uploads.MAX_UPLOAD_BYTES // 1048576} MB can be uploaded. Split it into smaller files."
-    )
+    limit = min(current_app.config.get("MAX_CONTENT_LENGTH") or uploads.MAX_UPLOAD_BYTES, uploads.MAX_UPLOAD_BYTES)
+    message = f"The file is larger than the {_size(limit)} that can be uploaded. Split it into smaller files."
     page = render_template("admin/upload.html", form=UploadForm(formdata=None), kinds=uploads.KINDS,
                            result=None, file_error=message, max_mb=uploads.MAX_UPLOAD_BYTES // 1048576)  # fmt: skip
     return page, 413
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.0f} MB" if n >= 1048576 else f"{n / 1024:.0f} KB"
 
 
 def _settings():
