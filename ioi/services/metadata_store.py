@@ -289,3 +289,57 @@ def save_source_data(
         return "new"
     db.session.execute(update(table).where(table.c.rowID == current.rowID).values(deleted=now, replacedByRowID=new_id))
     return "modified"
+
+
+def read_source_data(source: str, ids: Iterable[str]) -> dict[str, str]:
+    """The live raw record of each idInSource that has one, in one query."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(SourceData.idInSource, SourceData.sourceData).where(
+            SourceData.source == source, SourceData.idInSource.in_(ids), SourceData.deleted.is_(None)
+        )
+    )
+    return {id_in_source: data for id_in_source, data in rows}
+
+
+def save_source_data_many(
+    source: str, records: Mapping[str, str], data_format: str, now: datetime
+) -> dict[str, Literal["new", "modified", "unchanged"]]:
+    """`save_source_data` for many records (by idInSource) in three statements; the caller commits."""
+    if not records:
+        return {}
+    table = SourceData.__table__
+    current = {
+        id_in_source: (row_id, data)
+        for id_in_source, row_id, data in db.session.execute(
+            select(table.c.idInSource, table.c.rowID, table.c.sourceData).where(
+                table.c.source == source, table.c.idInSource.in_(list(records)), table.c.deleted.is_(None)
+            )
+        )
+    }
+    statuses: dict[str, Literal["new", "modified", "unchanged"]] = {}
+    changed = []
+    for id_in_source, data in records.items():
+        if id_in_source in current and current[id_in_source][1] == data:
+            statuses[id_in_source] = "unchanged"
+        else:
+            statuses[id_in_source] = "modified" if id_in_source in current else "new"
+            changed.append(id_in_source)
+    if not changed:
+        return statuses
+    params = [
+        {"source": source, "idInSource": i, "sourceData": records[i], "format": data_format, "added": now}
+        for i in changed
+    ]
+    inserted = db.session.execute(insert(table).returning(table.c.rowID, table.c.idInSource), params)
+    new_ids = {id_in_source: row_id for row_id, id_in_source in inserted}
+    replaced = {current[i][0]: new_ids[i] for i in changed if i in current}
+    if replaced:
+        db.session.execute(
+            update(table)
+            .where(table.c.rowID.in_(list(replaced)))
+            .values(deleted=now, replacedByRowID=case(replaced, value=table.c.rowID))
+        )
+    return statuses

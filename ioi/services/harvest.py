@@ -1,0 +1,383 @@
+"""Harvest the DSpace repository into the metadata store (task harvestRepository).
+
+OAI-PMH `ListIdentifiers` (metadataPrefix xoai) names the items changed since the resume point;
+deleted headers retire the item's rows; every other item is fetched from REST
+(`handle/{handle}?expand=metadata`), its raw JSON kept in `sourceData` and its values written
+with authority splitting: for ORCID-enabled fields `Name::authorityKey[::orcid]` becomes the value
+`Name` with a `dspace.authority.key` child and a `dc.identifier.orcid` grandchild; a language
+becomes a `dspace.metadata.language` child; `dspace.date.modified` and `dspace.internal.itemID`
+are added.
+
+Speed: items are fetched by a small thread pool ahead of the writer, written 50 at a time with
+`write_records` (one commit per batch), and an item whose raw JSON equals the stored one is not
+compared value by value.
+
+Where the next run starts (`from`): the original took the newest harvested `dspace.date.modified`
+plus one second. OAI lists items by internal id, not by date, so a run that stops half-way would
+then skip older unharvested items; and DSpace's OAI index lags REST (nightly `oai import`), so a
+REST date can run ahead of OAI. The resume point is therefore kept as the tool's own fact
+(`ioi.harvest.from` under source `ioi`, id `harvestRepository`): it only advances when a listing
+completes, to the newest OAI datestamp seen plus one second (never past the listing's start, nor
+past an item that failed). Without it (a database from the PHP IOI), the newest
+`dspace.date.modified` is converted to UTC and used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict, deque
+from collections.abc import Collection, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import func, select
+
+from ioi.clients.dspace import DSpaceClient, DSpaceError, RestItem
+from ioi.clients.oai import Header, OaiClient, OaiError, OaiIdDoesNotExist, oai_datetime, parse_oai_datetime
+from ioi.config import Settings
+from ioi.extensions import db
+from ioi.models import Metadata
+from ioi.services.metadata_store import (
+    Value,
+    delete_record,
+    read_record,
+    read_source_data,
+    save_source_data_many,
+    write_record,
+    write_records,
+)
+from ioi.taskframe import TaskContext
+
+log = logging.getLogger(__name__)
+
+PROCESS = "harvestRepository"
+SOURCE = "dspace"
+FORMAT = "JSON"
+AUTHORITY_KEY = "dspace.authority.key"
+ORCID_FIELD = "dc.identifier.orcid"
+LANGUAGE = "dspace.metadata.language"
+MODIFIED = "dspace.date.modified"
+ITEM_ID = "dspace.internal.itemID"
+STATE_SOURCE, STATE_ID, STATE_FROM = "ioi", PROCESS, "ioi.harvest.from"
+COUNTERS = ("all", "new", "modified", "deleted", "unchanged", "skipped")
+BATCH_SIZE = 50
+WORKERS = 8
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+class HarvestStopped(Exception):
+    """Too many items failed in a row; the run stops and the next one resumes."""
+
+
+# ------------------------------------------------------------------------------ pure rules
+
+
+def split_authority(text: str) -> tuple[str, str | None, str | None]:
+    """`Name::key::orcid` → (name, key, orcid); parts that are absent or empty are None."""
+    name, *rest = text.split("::")
+    key = rest[0] or None if rest else None
+    orcid = rest[1] or None if len(rest) > 1 else None
+    return name, key, orcid
+
+
+def item_record(item: RestItem, orcid_fields: Collection[str]) -> dict[str, list[Value | str]]:
+    """The metadata-store record of a REST item (authority splitting, languages, modified date, id)."""
+    record: dict[str, list[Value | str]] = defaultdict(list)
+    for entry in item.metadata:
+        key = entry["key"]
+        text = "" if entry.get("value") is None else str(entry["value"])
+        children: dict[str, list[Value | str]] = {}
+        if key in orcid_fields and "::" in text:
+            text, authority, orcid = split_authority(text)
+            if authority:
+                children[AUTHORITY_KEY] = [Value(authority, {ORCID_FIELD: [orcid]} if orcid else {})]
+        if entry.get("language"):
+            children[LANGUAGE] = [str(entry["language"])]
+        record[key].append(Value(text, children))
+    record[MODIFIED] = [item.last_modified]
+    record[ITEM_ID] = [item.item_id]
+    return dict(record)
+
+
+def parse_dspace_timestamp(text: str) -> datetime | None:
+    """DSpace's `lastModified` as an aware datetime, or None.
+
+    `2019-06-10 13:30:45.123` (java.sql.Timestamp, the DSpace server's zone, taken to be this host's zone),
+    `Fri Aug 27 13:42:16 UTC 2021` (java.util.Date) or ISO 8601 with an offset (DSpace 7).
+    """
+    text = (text or "").strip()
+    try:
+        if len(text) >= 19 and text[4] == "-" and text[10] in " T":
+            when = datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
+            return when if when.tzinfo else when.astimezone()
+        parts = text.split()
+        if len(parts) == 6:  # EEE MMM dd HH:mm:ss zzz yyyy
+            when = parsedate_to_datetime(f"{parts[0]}, {parts[2]} {parts[1]} {parts[5]} {parts[3]} +0000")
+            return when if parts[4] in ("UTC", "GMT") else when.replace(tzinfo=None).astimezone()
+    except (ValueError, TypeError, IndexError):
+        return None
+    return None
+
+
+def next_second(when: datetime) -> str:
+    """The OAI `from` just after `when`: one second later, at second granularity, in UTC."""
+    return oai_datetime(when.replace(microsecond=0) + timedelta(seconds=1))
+
+
+# ------------------------------------------------------------------------------ writing items
+
+
+def write_items(items: Iterable[RestItem], orcid_fields: Collection[str], now: datetime) -> dict[str, str]:
+    """Write fetched items (one batch) through the store; handle → `new`, `modified` or `unchanged`.
+
+    An item whose raw JSON equals its live sourceData is `unchanged` without comparing values.
+    """
+    items = {item.handle: item for item in items}
+    stored = read_source_data(SOURCE, items)
+    changed = {handle: item for handle, item in items.items() if stored.get(handle) != item.raw}
+    statuses = {handle: "unchanged" for handle in items if handle not in changed}
+    if changed:
+        results = write_records(
+            SOURCE, {handle: item_record(item, orcid_fields) for handle, item in changed.items()}, now
+        )
+        save_source_data_many(SOURCE, {handle: item.raw for handle, item in changed.items()}, FORMAT, now)
+        for handle in changed:
+            statuses[handle] = "new" if handle not in stored and not results[handle].existed else "modified"
+    return statuses
+
+
+def retire_item(handle: str, now: datetime) -> bool:
+    """Mark a deleted/withdrawn item's metadata and sourceData rows deleted; False if nothing was live."""
+    live_source = read_source_data(SOURCE, [handle])
+    return bool(delete_record(SOURCE, handle, now) or live_source)
+
+
+def harvest_handles(settings: Settings, client: DSpaceClient, handles: Iterable[str], now: datetime) -> list[str]:
+    """Fetch these items from REST and write them (no commit); returns the handles that failed."""
+    fetched, failed = [], []
+    for handle in handles:
+        try:
+            fetched.append(client.get_item_by_handle(handle))
+        except DSpaceError as exc:
+            log.warning("re-harvest of %s failed: %s", handle, exc)
+            failed.append(handle)
+    write_items(fetched, settings.orcid_enabled_fields, now)
+    return failed
+
+
+# ------------------------------------------------------------------------------ resume point
+
+
+def stored_from() -> str | None:
+    """The recorded `from` of the next incremental run ("" = list everything), None if never recorded."""
+    values = read_record(STATE_SOURCE, STATE_ID).get(STATE_FROM)
+    return values[0].value if values else None
+
+
+def store_from(value: str, now: datetime) -> None:
+    write_record(STATE_SOURCE, STATE_ID, {STATE_FROM: [value]}, now)
+
+
+def newest_modified_from() -> str | None:
+    """The original's rule, for a database without a resume point: newest `dspace.date.modified` + 1 s, UTC."""
+    newest = db.session.execute(
+        select(func.max(Metadata.value)).where(
+            Metadata.source == SOURCE, Metadata.field == MODIFIED, Metadata.deleted.is_(None)
+        )
+    ).scalar()
+    when = parse_dspace_timestamp(newest or "")
+    return next_second(when) if when else None
+
+
+# ------------------------------------------------------------------------------ the task
+
+
+@dataclass
+class Harvest:
+    """One run of the harvest task."""
+
+    ctx: TaskContext
+    client: DSpaceClient
+    oai: OaiClient
+    batch_size: int = BATCH_SIZE
+    workers: int = WORKERS
+    max_failures: int = MAX_CONSECUTIVE_FAILURES
+    failures_in_a_row: int = 0
+    done: int = 0
+    newest: str | None = None
+    failed_datestamps: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def report(self):
+        return self.ctx.report
+
+    @property
+    def fields(self) -> list[str]:
+        return self.ctx.settings.orcid_enabled_fields
+
+    def one(self, handle: str) -> None:
+        """Harvest a single item (GetRecord for its status, then REST)."""
+        prefix = self.ctx.settings.REPOSITORY_OAI_ID_PREFIX or ""
+        try:
+            header = self.oai.get_record_header(prefix + handle)
+        except OaiIdDoesNotExist:
+            # Not (yet) in DSpace's OAI index, which lags REST until the next `oai import`: ask REST.
+            self.report.log(f"{handle}: not in OAI-PMH; fetched from REST")
+            header = Header(prefix + handle, "", deleted=False)
+        self._process([(header, None if header.deleted else self._submit_now(header))])
+
+    def incremental(self) -> None:
+        """List changes since the resume point (or --from-date) and harvest them in batches."""
+        explicit = self.ctx.from_date is not None
+        recorded = stored_from()
+        if explicit:
+            start = f"{self.ctx.from_date.isoformat()}T00:00:00Z"
+        elif recorded is not None:
+            start = recorded or None  # "" records a first, complete listing in progress
+        else:
+            start = newest_modified_from()
+            store_from(start or "", self.ctx.now)  # so a run stopped half-way is resumed from here
+            self.ctx.commit()
+        self.report.log(f"listing items changed since {start}" if start else "listing every item (first harvest)")
+        listing_started: str | None = None
+        window: deque[tuple[Header, Future | None]] = deque()
+        resume = f"; the next run resumes from {start or 'the start'}"
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="harvest") as pool:
+            try:
+                for page in self.oai.list_identifiers("xoai", start):
+                    listing_started = listing_started or page.response_date
+                    for header in page.headers:
+                        window.append((header, None if header.deleted else pool.submit(self._fetch, header)))
+                    while len(window) >= 2 * self.batch_size:
+                        self._process([window.popleft() for _ in range(self.batch_size)])
+                while window:
+                    self._process([window.popleft() for _ in range(min(self.batch_size, len(window)))])
+            except HarvestStopped as exc:
+                self._stop.set()
+                self.report.error(f"harvest stopped: {exc}{resume}")
+                return
+            except OaiError as exc:
+                self.report.error(f"OAI-PMH listing stopped: {exc}{resume}")
+                try:  # keep what was already fetched
+                    while window:
+                        self._process([window.popleft() for _ in range(min(self.batch_size, len(window)))])
+                except HarvestStopped:
+                    self._stop.set()
+                return
+        self._advance(start, recorded, explicit, listing_started)
+
+    def _advance(self, start: str | None, recorded: str | None, explicit: bool, listing_started: str | None) -> None:
+        """After a complete listing: move the resume point to just after what was harvested."""
+        if self.newest is None and not self.failed_datestamps:
+            return
+        candidates = [next_second(parse_oai_datetime(self.newest))] if self.newest else []
+        candidates += [d for d in (listing_started, *self.failed_datestamps) if d]
+        target = min(candidates)
+        if start and target < start:
+            target = start
+        if explicit and recorded is not None and start and start > (recorded or ""):
+            return  # a later --from-date must not jump over what the regular runs have not seen
+        if target != recorded:
+            store_from(target, self.ctx.now)
+            self.ctx.commit()
+            self.report.log(f"the next run lists items changed since {target}")
+
+    def _submit_now(self, header: Header) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(self._fetch(header))
+        except Exception as exc:  # noqa: BLE001 - delivered like a pool result
+            future.set_exception(exc)
+        return future
+
+    def _fetch(self, header: Header) -> RestItem:
+        """Fetch one item in a worker; gives up at once after too many failures in a row."""
+        if self._stop.is_set():
+            raise HarvestStopped("not fetched")
+        try:
+            item = self.client.get_item_by_handle(header.handle)
+        except DSpaceError:
+            with self._lock:
+                self.failures_in_a_row += 1
+                if self.failures_in_a_row >= self.max_failures:
+                    self._stop.set()
+            raise
+        with self._lock:
+            self.failures_in_a_row = 0
+        return item
+
+    def _process(self, batch: list[tuple[Header, Future | None]]) -> None:
+        """Retire deleted items and write fetched ones; one commit for the batch."""
+        now = self.ctx.now
+        fetched: list[RestItem] = []
+        stopped = False
+        for header, future in batch:
+            if future is not None:
+                try:
+                    fetched.append(future.result())
+                except HarvestStopped:
+                    stopped = True
+                    continue
+                except DSpaceError as exc:
+                    self.report.count("all")
+                    self.report.count("skipped")
+                    self.report.error(f"{header.handle}: {exc}")
+                    self.failed_datestamps.append(header.datestamp)
+                    continue
+            self.report.count("all")
+            self._seen(header)
+            if header.deleted:
+                if retire_item(header.handle, now):
+                    self.report.count("deleted")
+                    self._would(f"retire {header.handle} (deleted or withdrawn in DSpace)")
+                else:
+                    self.report.count("unchanged")
+        for handle, status in write_items(fetched, self.fields, now).items():
+            self.report.count(status)
+            if status != "unchanged":
+                self._would(f"{'add' if status == 'new' else 'update'} {handle}")
+        self.ctx.commit()
+        self.done += len(batch)
+        self.ctx.progress(self.done)
+        if stopped or self._stop.is_set():
+            raise HarvestStopped(f"{self.max_failures} items in a row could not be fetched from DSpace")
+
+    def _seen(self, header: Header) -> None:
+        if header.datestamp and (self.newest is None or header.datestamp > self.newest):
+            self.newest = header.datestamp
+
+    def _would(self, line: str) -> None:
+        if self.ctx.dry_run:
+            self.ctx.would(line)
+
+
+def harvest_repository(ctx: TaskContext, *, client: DSpaceClient | None = None, oai: OaiClient | None = None) -> None:
+    """The harvestRepository task: one item (`ctx.handle`) or every change since the resume point."""
+    for counter in COUNTERS:
+        ctx.report.count(counter, 0)
+    settings = ctx.settings
+    if settings.DSPACE_VERSION not in ("5", "6"):
+        ctx.report.error(f"harvesting DSpace {settings.DSPACE_VERSION} is not supported yet (DSpace 5 and 6 are)")
+        return
+    client = client or DSpaceClient.from_settings(settings)
+    oai = oai or OaiClient(settings.REPOSITORY_OAI_URL or "")
+    try:
+        client.login()
+        run = Harvest(ctx, client, oai)
+        if ctx.handle:
+            try:
+                run.one(ctx.handle)
+            except (OaiError, HarvestStopped) as exc:
+                ctx.report.error(f"{ctx.handle}: {exc}")
+        else:
+            run.incremental()
+    except DSpaceError as exc:
+        ctx.report.error(f"DSpace: {exc}")
+    finally:
+        client.close()
+        oai.close()
