@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+import sqlalchemy as sa
+from conftest import SERVER_URL
 
 from ioi.extensions import db
 from ioi.models import Orcid
@@ -223,3 +225,31 @@ def test_people_with_orcid_are_read_in_chunks(app, statements):
     assert [p.person_id for p in people] == ["1", "2", "3", "4", "5", "6", "7", "99"]
     assert people[0].name == "Person, 1" and people[-1].display_name == "No Local"
     assert count.value == 3 * 2 + 1  # three chunks of two statements, and the empty read that ends it
+
+
+def test_fields_limit_what_is_read(app):
+    add_person(9, "Smith, Jane", JANE)
+    add_works(2)
+    (work, _) = find_works(orcid=JANE, fields=["dc.title", "dc.contributor.author"])
+    assert set(work.fields) == {"dc.title", "dc.contributor.author"}
+    assert work.authors == ["Smith, Jane", "Doe, John"]
+    assert find_person_works(find_person("9"), fields=["dc.title"])[0].fields == {"dc.title": ["Work 0"]}
+
+
+def test_ids_beyond_the_integer_column_are_looked_up_without_error(app):
+    assert find_person("9" * 12) is None
+    assert find_person("9" * 64) is None
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="IOI_TEST_DATABASE_URL (MariaDB) not set")
+def test_a_work_longer_than_the_aggregate_limit_is_read_row_by_row(app, statements):
+    add_works(3)
+    long_title = "Ω" * 2000
+    write_record("dspace", "10754/1", item("10754/1", long_title, [author("Smith, Jane", "k", JANE)]), T1)
+    db.session.commit()
+    db.session.execute(sa.text("SET SESSION group_concat_max_len = 1024"))  # MariaDB cuts JSON_ARRAYAGG there
+    with statements() as count:
+        works = {w.handle: w for w in find_works(orcid=JANE)}
+    assert count.value == 2  # the works, then the cut one row by row
+    assert works["10754/1"].title == long_title and works["10754/1"].matched_by == {"orcid"}
+    assert works["10754/0"].title == "Work 0" and len(works) == 3

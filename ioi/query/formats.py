@@ -14,6 +14,17 @@ from ioi.services.works import Person, Work
 
 JOIN = "||"  # how the PHP IOI joined repeated values
 WORK_COLUMNS = ("Type", "Title", "Authors", "Journal", "DOI", "Handle", "Publication Date", "Bibtex")
+# The metadata fields those columns are made of: only these are read from the store.
+WORK_FIELDS = (
+    "dc.type",
+    "dc.title",
+    "dc.contributor.author",
+    "dc.identifier.journal",
+    "dc.identifier.doi",
+    "dc.identifier.uri",
+    "dc.date.issued",
+    "dc.publisher",
+)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -55,7 +55,7 @@ def index():
             return formats.csv_response(formats.orcid_columns(abbrev), [row], f"orcid-{person.person_id}.csv")
         return formats.json_response(row)
 
-    works = find_person_works(person, query.year, settings.orcid_enabled_fields)
+    works = find_person_works(person, query.year, settings.orcid_enabled_fields, formats.WORK_FIELDS)
     rows = [formats.work_row(work, f"{abbrev.lower()}_") for work in works]
     if query.response == "csv":
         return formats.csv_response(formats.WORK_COLUMNS, rows, f"works-{person.person_id}.csv")
