@@ -103,11 +103,20 @@ class DirectoryConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DirectoryConfig:
-        """The directory as IOI's LDAP_* settings describe it (LDAPS to each LDAP_HOSTNAME_SSL host)."""
+        """The directory as IOI's LDAP_* settings describe it.
+
+        LDAPS to each LDAP_HOSTNAME_SSL host, or plain LDAP upgraded with StartTLS when LDAP_START_TLS
+        is set; LDAP_CA_FILE names the CA bundle that signs the directory's certificate.
+        """
         return cls(
             hosts=tuple(settings.ldap_hosts),
             base_dn=settings.LDAP_BASE_DN,
             account_suffix=settings.LDAP_ACCOUNT_SUFFIX,
+            bind_dn_template=settings.LDAP_BIND_DN_TEMPLATE,
+            search_filter=settings.LDAP_SEARCH_FILTER,
+            use_ssl=not settings.LDAP_START_TLS,
+            start_tls=settings.LDAP_START_TLS,
+            ca_file=settings.LDAP_CA_FILE or None,
             person_id_attribute=settings.LDAP_PERSON_ID_ATTRIBUTE,
             email_attribute=settings.LDAP_EMAIL_ATTRIBUTE,
             name_attribute=settings.LDAP_NAME_ATTRIBUTE,
