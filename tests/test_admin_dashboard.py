@@ -56,6 +56,7 @@ def seed_dashboard() -> None:
             add_orcid(pid, orcid, f"p{pid}@example.edu", name, added)
         if scope:
             add_token(orcid, scope)
+    add_person(8, "Nobody, Nemo", "nemo@example.edu", None, start="")  # no position at all
     add_orcid(99, make_orcid(99), "gone@example.edu", "Unknown, Person", datetime(2025, 2, 1))  # no local record
     add_token(make_orcid(2), FULL, deleted=NOW, reason="scope_changed")  # retired tokens do not count
     orcid = make_orcid(1)
@@ -79,7 +80,7 @@ def figures() -> dict[str, dashboard.Figure]:
 def test_dashboard_figures_count_what_the_tables_hold(app):
     seed_dashboard()
     totals, _ = dashboard.build_dashboard(NOW)
-    assert (totals.people, totals.active_people, totals.orcids, totals.live_tokens) == (7, 7, 6, 4)
+    assert (totals.people, totals.active_people, totals.orcids, totals.live_tokens) == (8, 7, 6, 4)
     figs = figures()
     by_group = figs["orcids-by-group"]
     assert by_group.rows == ["Students", "Faculty", "Postdocs", "Others"]

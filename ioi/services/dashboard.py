@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 
 from ioi.extensions import db
-from ioi.models import Orcid, PutCode, Token, UserSelection
+from ioi.models import Metadata, Orcid, PutCode, Token, UserSelection
 from ioi.services.groups import OTHERS, group_labels, group_of, load_groups, person_titles
 
 AFFILIATION_TYPES = ("employment", "education")
@@ -84,8 +84,13 @@ def _orcid_groups(now: datetime) -> tuple[list[tuple[str, str, datetime]], Total
     live_tokens = db.session.execute(
         select(func.count(func.distinct(Token.orcid))).where(Token.deleted.is_(None), Token.expiration > now)
     ).scalar_one()
+    people = db.session.execute(
+        select(func.count(func.distinct(Metadata.idInSource))).where(
+            Metadata.source == "local", Metadata.field == "local.person.id", Metadata.deleted.is_(None)
+        )
+    ).scalar_one()
     totals = Totals(
-        people=len(titles),
+        people=people,
         active_people=sum(1 for t in titles.values() if t.is_active),
         orcids=len(result),
         live_tokens=live_tokens,
