@@ -115,8 +115,9 @@ def find_works(
     """Live repository works whose author carries `orcid` and/or equals `name`, newest first.
 
     `year` (four digits) keeps works whose `dc.date.issued` starts with it; `fields` limits the
-    fields read into each work (all by default). One SQL statement, whatever the number of works.
-    Raises ValueError for a malformed year.
+    fields read into each work (all by default). One SQL statement whatever the number of works
+    (a second one only when MariaDB cuts a work's aggregate at `group_concat_max_len`, 1 MB by
+    default). Raises ValueError for a malformed year.
     """
     if year is not None and not YEAR.fullmatch(year):
         raise ValueError(f"not a four-digit year: {year!r}")
@@ -171,9 +172,9 @@ def _read_row_by_row(matched: dict[str, frozenset[MatchKind]], fields: Collectio
 
 
 class _json_values(FunctionElement):
-    """Per group, a JSON array of [field, place, value] arrays: JSON_ARRAYAGG on MariaDB/MySQL,
-    json_group_array on SQLite. One short row per work instead of one row per value: reading
-    rows is most of the cost of a request with the pure-Python MySQL driver."""
+    """Aggregate: a JSON array of [field, place, value] arrays (JSON_ARRAYAGG on MariaDB/MySQL,
+    json_group_array on SQLite). One row per work instead of one per value: reading rows is most
+    of the cost of a request with the pure-Python MySQL driver."""
 
     type = Text()
     inherit_cache = True
