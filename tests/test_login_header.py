@@ -141,3 +141,14 @@ def test_session_cookie_is_secure_httponly_and_samesite_behind_https(site):
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert response.headers["Strict-Transport-Security"]
+
+
+def test_admins_get_a_link_to_the_admin_area_and_others_do_not(site):
+    from ioi.models import User
+
+    app = site(IOI_AUTH="header")
+    client = app.test_client()
+    assert "Go to the admin area" not in client.get("/orcid", headers=SSO).get_data(as_text=True)
+    db.session.add(User(email=SSO["X-Ioi-Email"], admin=1))
+    db.session.commit()
+    assert "Go to the admin area" in client.get("/orcid").get_data(as_text=True)

@@ -274,3 +274,35 @@ def test_login_page_is_escaped_and_sent_with_security_headers(make_site):
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "<script>" not in html and " style=" not in html  # nothing inline: the CSP would block it
+
+
+def test_directory_settings_choose_starttls_ca_file_template_and_filter(tmp_path):
+    from ioi.clients.ldap import DirectoryConfig, bind_name, user_filter
+    from ioi.config import load_settings
+
+    settings = load_settings(
+        {
+            "SECRET_KEY": "x" * 32,
+            "LDAP_HOSTNAME_SSL": "ldap1.example.edu ldap2.example.edu",
+            "LDAP_BASE_DN": "dc=example,dc=edu",
+            "LDAP_BIND_DN_TEMPLATE": f"uid={{username}},{PEOPLE_DN}",
+            "LDAP_SEARCH_FILTER": "(uid={username})",
+            "LDAP_START_TLS": True,
+            "LDAP_CA_FILE": "/etc/ssl/campus-ca.pem",
+        },
+        env_file=tmp_path / "absent.env",
+    )
+
+    directory = DirectoryConfig.from_settings(settings)
+
+    assert directory.start_tls and not directory.use_ssl
+    assert directory.ca_file == "/etc/ssl/campus-ca.pem"
+    assert bind_name(directory, "j,doe") == f"uid=j\\,doe,{PEOPLE_DN}"
+    assert user_filter(directory, "j*doe") == "(uid=j\\2adoe)"
+
+
+def test_start_tls_login_against_a_server_without_tls_is_a_directory_problem(make_site, slapd):
+    app, mailbox = make_site(LDAP_START_TLS=True)
+    response = sign_in(app.test_client(), "jdoe", PASSWORD)
+    assert response.status_code == 503
+    assert len(mailbox.messages) == 1

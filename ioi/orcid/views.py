@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 
 from ioi import settings_of
-from ioi.auth import Identity, current_identity, log_in, log_out, login_required
+from ioi.auth import Identity, current_identity, is_admin, log_in, log_out, login_required
 from ioi.extensions import db
 from ioi.orcid import bp
 from ioi.orcid.forms import ActionForm, LoginForm, PermissionsForm
@@ -55,7 +55,13 @@ def _status_page(identity: Identity, status: int = 200):
         activities_update=link.can_update if link.token else True,
     )
     return render_template(
-        "orcid/index.html", identity=identity, link=link, summary=summary, form=form, action=ActionForm()
+        "orcid/index.html",
+        identity=identity,
+        link=link,
+        summary=summary,
+        form=form,
+        action=ActionForm(),
+        admin=is_admin(identity.email),
     ), status
 
 
@@ -75,7 +81,10 @@ def login_submit():
         identity = login.ldap_login(settings, form.username.data, form.password.data, ip, now)
     except login.DirectoryDown as exc:
         db.session.rollback()
-        login.report_directory_down(settings, exc.detail, now)
+        first = login.note_directory_down(exc.detail, now)
+        db.session.commit()
+        if first:
+            login.email_directory_down(settings, exc.detail, now)
         flash(str(exc), "error")
         return render_template("orcid/login.html", form=LoginForm(next=form.next.data)), 503
     except login.TooManyAttempts as exc:

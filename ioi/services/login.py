@@ -142,7 +142,7 @@ def ldap_login(settings: Settings, username: str, password: str, ip: str, now: d
     """Check a campus username and password against the directory; returns the person's identity.
 
     Raises TooManyAttempts, BadCredentials (the failure is counted), DirectoryDown or
-    IncompleteIdentity. The caller commits, then calls `report_directory_down` for DirectoryDown.
+    IncompleteIdentity. For DirectoryDown the caller calls `note_directory_down`, commits, then emails.
     """
     username = (username or "").strip()
     check_throttle(username, ip, now)
@@ -163,18 +163,21 @@ def ldap_login(settings: Settings, username: str, password: str, ip: str, now: d
     return identity_from_directory(person, settings)
 
 
-def report_directory_down(settings: Settings, detail: str, now: datetime) -> bool:
-    """Note the outage and email IR_EMAIL, at most once per WINDOW; returns True when an email went out.
-
-    The message says what failed and when, never who tried or with which password.
-    """
+def note_directory_down(detail: str, now: datetime) -> bool:
+    """Record an outage; True when it is the first in WINDOW, so the team should be emailed. Flushes."""
     recent = db.session.execute(
         select(func.count()).where(Message.process == DOWN_PROCESS, Message.timestamp >= now - WINDOW)
     ).scalar()
     db.session.add(Message(process=DOWN_PROCESS, type="error", message=detail, timestamp=now))
-    db.session.commit()
-    if recent:
-        return False
+    db.session.flush()
+    return not recent
+
+
+def email_directory_down(settings: Settings, detail: str, now: datetime) -> bool:
+    """Tell IR_EMAIL that sign-in fails because of the directory; True when the email went out.
+
+    The message says what failed and when, never who tried or with which password.
+    """
     hosts = " ".join(settings.ldap_hosts) or "(none configured)"
     text = (
         f"Campus sign-in on the {settings.INSTITUTION_ABBREVIATION} ORCID page failed at {now:%Y-%m-%d %H:%M:%S} "
