@@ -29,12 +29,24 @@ WORK_COLUMNS = ["Type", "Title", "Authors", "Journal", "DOI", "Handle", "Publica
 
 
 @pytest.fixture
-def api(app, migrated):
-    """An app with two API keys on the test database (emptied by `app`); yields its test client."""
-    keyed = make_app(migrated, QUERY_API_KEYS=f"{KEY}, {OTHER_KEY}")
-    yield keyed.test_client()
-    with keyed.app_context():
-        db.engine.dispose()
+def query_app(app, migrated):
+    """Builds apps with query settings on the test database (emptied by `app`); their engines are disposed after."""
+    built = []
+
+    def build(**settings):
+        built.append(make_app(migrated, **settings))
+        return built[-1]
+
+    yield build
+    for each in built:
+        with each.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def api(query_app):
+    """The test client of an app with two API keys."""
+    return query_app(QUERY_API_KEYS=f"{KEY}, {OTHER_KEY}").test_client()
 
 
 @pytest.fixture
@@ -146,16 +158,16 @@ def test_legacy_path_answers_the_same(api, jane):
     assert api.post("/query.php", headers=AUTH, data={"tuid": jane}).status_code == 405
 
 
-def test_id_parameter_follows_the_abbreviation_and_the_id_pattern(app, migrated):
+def test_id_parameter_follows_the_abbreviation_and_the_id_pattern(query_app):
     add_person(12345678, "Smith, Jane", JANE)
-    client = make_app(migrated, QUERY_API_KEYS=KEY, INSTITUTION_ABBREVIATION="KAUST").test_client()
+    client = query_app(QUERY_API_KEYS=KEY, INSTITUTION_ABBREVIATION="KAUST").test_client()
     response = get(client, kaustid="12345678", request="orcid")
     assert response.get_json() == {"KAUST ID": "12345678", "Full Name": "Smith, Jane", "ORCID": JANE}
     assert get(client, tuid="12345678", request="orcid").status_code == 400
     add_person(7, "Doe, John")
     write_record("local", "person_ab-12", {"local.person.name": ["Roe, Rick"]}, T0)
     db.session.commit()
-    strict = make_app(migrated, QUERY_API_KEYS=KEY, QUERY_ID_PATTERN=r"[a-z]{2}-\d+").test_client()
+    strict = query_app(QUERY_API_KEYS=KEY, QUERY_ID_PATTERN=r"[a-z]{2}-\d+").test_client()
     assert get(strict, tuid="7", request="works").status_code == 400
     assert get(strict, tuid="ab-12", request="works").get_json() == []
 
@@ -278,8 +290,8 @@ def test_wrong_key_is_401(api, jane, headers):
                                                 "'Authorization: Bearer <key>' or 'X-API-Key: <key>'.\n")  # fmt: skip
 
 
-def test_allowlist_admits_listed_addresses_only(app, migrated, jane):
-    client = make_app(migrated, QUERY_API_KEYS=KEY, QUERY_ALLOWED_IPS="10.0.0.0/8, 2001:db8::1").test_client()
+def test_allowlist_admits_listed_addresses_only(query_app, jane):
+    client = query_app(QUERY_API_KEYS=KEY, QUERY_ALLOWED_IPS="10.0.0.0/8, 2001:db8::1").test_client()
 
     def from_address(address, headers=AUTH):
         return client.get(
@@ -321,14 +333,13 @@ def test_bulk_orcid_export_streams_json_lines(api, jane):
     assert json.loads(lines[-1]) == {"TU ID": "2500", "Full Name": "P 2500", "ORCID": "0000-0000-0000-2500"}
 
 
-def test_bulk_export_is_a_passthrough_generator(migrated, app, jane):
-    keyed = make_app(migrated, QUERY_API_KEYS=KEY)
+def test_bulk_export_is_a_passthrough_generator(query_app, jane):
+    keyed = query_app(QUERY_API_KEYS=KEY)
     with keyed.test_request_context("/query?tuid=all&request=orcid&response=csv", headers=AUTH):
         response = views.index()
         assert response.is_streamed and response.direct_passthrough
         assert isinstance(response.response, Generator)
         body = b"".join(response.response)
-        db.engine.dispose()
     assert body == f'TU ID,Full Name,ORCID\r\n123456,"Smith, Jane",{JANE}\r\n'.encode()
 
 
