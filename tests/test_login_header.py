@@ -152,3 +152,12 @@ def test_admins_get_a_link_to_the_admin_area_and_others_do_not(site):
     db.session.add(User(email=SSO["X-Ioi-Email"], admin=1))
     db.session.commit()
     assert "Go to the admin area" in client.get("/orcid").get_data(as_text=True)
+
+
+def test_header_sign_in_returns_to_the_page_asked_for_but_only_locally(site):
+    app = site(IOI_AUTH="header")
+    assert app.test_client().get("/orcid/review").headers["Location"] == "/orcid?next=/orcid/review"
+    response = app.test_client().get("/orcid?next=/orcid/review", headers=SSO)
+    assert response.headers["Location"] == "/orcid/review"
+    response = app.test_client().get("/orcid?next=//evil.example/", headers=SSO)
+    assert response.headers["Location"] == "/orcid"

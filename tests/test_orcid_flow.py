@@ -352,3 +352,17 @@ def _live_choice(local_id: str) -> str | None:
     if row is None:
         return None
     return "selected" if row.selected else "ignored"
+
+
+def test_a_long_first_submit_sends_forty_items_now_and_leaves_the_rest_for_the_nightly_task(page):
+    page.connect()
+    works = seed_works(45)
+
+    html = page.submit(works).get_data(as_text=True)
+
+    assert "40</span> added to your ORCID record" in html
+    assert "45</span> newly selected" in html
+    assert "5 of your selected items will be added to your ORCID record" in html
+    assert len(page.sim.items(page.researcher.orcid, "work")) == 40
+    assert all(_live_choice(w) == "selected" for w in works)
+    assert page.get("/orcid/review").get_data(as_text=True).count('badge-waiting">Waiting<') == 5

@@ -35,6 +35,8 @@ def index():
             return render_template("orcid/sso_problem.html", message=str(exc)), 403
         if from_headers is not None and (identity is None or identity.person_id != from_headers.person_id):
             identity = _start_session(from_headers)
+            if request.args.get("next"):
+                return redirect(_safe_next(request.args.get("next")))
         if identity is None:
             return render_template("orcid/sso_problem.html", message=None), 403
     if identity is None:
@@ -43,12 +45,12 @@ def index():
     return _status_page(identity)
 
 
-def _status_page(identity: Identity, status: int = 200):
+def _status_page(identity: Identity):
     settings = settings_of(current_app)
     now = local_now()
     link = connect.connection(settings, identity.person_id, now)
     summary = None
-    if link.orcid and (link.can_update or (not settings.ORCID_MEMBER and link.token)):
+    if link.may_review(settings.ORCID_MEMBER):
         summary = review.build_review(identity.person_id, identity.name, link.orcid, settings.ORCID_MEMBER)
     form = PermissionsForm(
         read_limited=link.can_read if link.token else True,
@@ -62,7 +64,7 @@ def _status_page(identity: Identity, status: int = 200):
         form=form,
         action=ActionForm(),
         admin=is_admin(identity.email),
-    ), status
+    )
 
 
 @bp.post("/login")
@@ -169,13 +171,8 @@ def _callback():
         client.close()  # after the commit: it writes the call log, which SQLite cannot do inside our transaction
     connect.notify(settings, identity, connected)
     flash("Thank you: your ORCID iD is connected.", "success")
-    if tokens_allow_review(settings, connected):
-        return redirect(url_for("orcid.review_page"))
-    return redirect(url_for("orcid.index"))
-
-
-def tokens_allow_review(settings, connected: connect.Connected) -> bool:
-    return not settings.ORCID_MEMBER or connect.ACTIVITIES_UPDATE in connected.token.scopes
+    link = connect.Connection(connected.orcid, connected.token)
+    return redirect(url_for("orcid.review_page" if link.may_review(settings.ORCID_MEMBER) else "orcid.index"))
 
 
 @bp.post("/disconnect")
@@ -205,7 +202,7 @@ def review_page():
     identity = current_identity()
     now = local_now()
     link = connect.connection(settings, identity.person_id, now)
-    if not link.orcid or not (link.can_update or (not settings.ORCID_MEMBER and link.token)):
+    if not link.may_review(settings.ORCID_MEMBER):
         flash("Please connect your ORCID record and allow updates first.", "info")
         return redirect(url_for("orcid.index"))
     listing = review.build_review(identity.person_id, identity.name, link.orcid, settings.ORCID_MEMBER)

@@ -57,6 +57,10 @@ class Connection:
     def can_read(self) -> bool:
         return READ_LIMITED in self.scopes
 
+    def may_review(self, member: bool) -> bool:
+        """Members review once they allowed updates; non-members once their iD is authenticated."""
+        return bool(self.orcid and self.token) and (self.can_update or not member)
+
 
 @dataclass(frozen=True)
 class Connected:

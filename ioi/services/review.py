@@ -28,6 +28,9 @@ from ioi.services.tokens import TokenInfo
 
 State = Literal["new", "on_orcid", "ignored", "waiting", "failed", "selected"]
 AFFILIATION_TYPES = ("employment", "education")
+# Items added to or removed from ORCID during one submit; ORCID takes one item per call, so a
+# first submit with hundreds of works would outlast the request. The rest wait for the nightly task.
+PAGE_PUSH_LIMIT = 40
 STATE_LABELS = {
     "new": "New",
     "on_orcid": "On ORCID",
@@ -215,6 +218,7 @@ class SubmitOutcome:
     works: CategoryOutcome
     affiliations: CategoryOutcome
     needs_reconsent: bool = False
+    deferred: int = 0  # selected items left for the nightly task (beyond the per-request limit)
 
     @property
     def failed_ids(self) -> set[str]:
@@ -232,10 +236,13 @@ def push(
     recorded: RecordedChoices,
     token: TokenInfo | None,
     now: datetime,
+    limit: int = PAGE_PUSH_LIMIT,
 ) -> SubmitOutcome:
     """For members, write the recorded choices to ORCID now (add selected, delete ignored) through the
     sync service the daily tasks use; failures keep the choices for the next run. Non-members only count.
 
+    At most `limit` items that need adding or removing are sent during the request (ORCID answers
+    one item at a time); the others stay chosen and the nightly task sends them (`deferred`).
     Flushes; the caller commits.
     """
     if not settings.ORCID_MEMBER or client is None or review.orcid is None:
@@ -243,8 +250,41 @@ def push(
         return SubmitOutcome(
             settings.ORCID_MEMBER, counts.get("work", CategoryOutcome()), _sum(counts, AFFILIATION_TYPES)
         )
-    synced = sync_choices(settings, client, review.orcid, token, recorded.changes, now)
-    return SubmitOutcome(True, synced.works, synced.affiliations, synced.needs_reconsent)
+    now_changes, later = _within_limit(review, recorded.changes, limit)
+    synced = sync_choices(settings, client, review.orcid, token, now_changes, now)
+    works, affiliations = synced.works, synced.affiliations
+    for kind, changes in later.items():
+        counts = works if kind == "work" else affiliations
+        counts.add(_choice_counts(changes))
+    deferred = sum(len(c.previously_selected) + len(c.newly_selected) for c in later.values())
+    return SubmitOutcome(True, works, affiliations, synced.needs_reconsent, deferred)
+
+
+def _within_limit(
+    review: Review, changes: dict[str, ChoiceChanges], limit: int
+) -> tuple[dict[str, ChoiceChanges], dict[str, ChoiceChanges]]:
+    """Split the recorded changes: what to send now (at most `limit` adds/removals), what to leave for later."""
+    on_orcid = {w.local_id for w in review.works if w.on_orcid} | {
+        a.local_id for a in review.affiliations if a.on_orcid
+    }
+    budget = limit
+    now: dict[str, ChoiceChanges] = {}
+    later: dict[str, ChoiceChanges] = {}
+    for kind, change in changes.items():
+        now[kind], later[kind] = ChoiceChanges(), ChoiceChanges()
+        for name in ("previously_selected", "newly_selected", "previously_ignored", "newly_ignored"):
+            for local_id in getattr(change, name):
+                needs_call = (local_id in on_orcid) == name.endswith("ignored")
+                if needs_call and budget <= 0:
+                    getattr(later[kind], name).append(local_id)
+                    continue
+                budget -= needs_call
+                getattr(now[kind], name).append(local_id)
+    return now, {kind: c for kind, c in later.items() if _size(c)}
+
+
+def _size(changes: ChoiceChanges) -> int:
+    return sum(len(getattr(changes, n)) for n in ChoiceChanges.__dataclass_fields__)
 
 
 def _choice_counts(changes: ChoiceChanges) -> CategoryOutcome:
