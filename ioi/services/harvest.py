@@ -8,8 +8,9 @@ with authority splitting: for ORCID-enabled fields `Name::authorityKey[::orcid]`
 becomes a `dspace.metadata.language` child; `dspace.date.modified` and `dspace.internal.itemID`
 are added.
 
-Speed: items are fetched by a small thread pool ahead of the writer, written 50 at a time with
-`write_records` (one commit per batch), and an item whose raw JSON equals the stored one is not
+Speed: an item listed with the datestamp of the version already harvested is not fetched again;
+the others are fetched by a small thread pool ahead of the writer and written 50 at a time with
+`write_records` (one commit per batch); an item whose raw JSON equals the stored one is not
 compared value by value.
 
 Where the next run starts (`from`): the original took the newest harvested `dspace.date.modified`
@@ -168,6 +169,31 @@ def harvest_handles(settings: Settings, client: DSpaceClient, handles: Iterable[
     return failed
 
 
+def harvested_datestamps(handles: list[str]) -> dict[str, str]:
+    """handle → the OAI datestamp (UTC second) of the harvested version, from its `dspace.date.modified`.
+
+    An item listed with this datestamp has not changed since it was harvested and need not be fetched.
+    (If the DSpace server's zone differs from this host's, nothing matches and items are fetched.)
+    """
+    if not handles:
+        return {}
+    rows = db.session.execute(
+        select(Metadata.idInSource, Metadata.value).where(
+            Metadata.source == SOURCE,
+            Metadata.idInSource.in_(handles),
+            Metadata.field == MODIFIED,
+            Metadata.parentRowID.is_(None),
+            Metadata.deleted.is_(None),
+        )
+    )
+    stamps = {}
+    for handle, value in rows:
+        when = parse_dspace_timestamp(value)
+        if when is not None:
+            stamps[handle] = oai_datetime(when)
+    return stamps
+
+
 # ------------------------------------------------------------------------------ resume point
 
 
@@ -251,8 +277,12 @@ class Harvest:
             try:
                 for page in self.oai.list_identifiers("xoai", start):
                     listing_started = listing_started or page.response_date
+                    known = harvested_datestamps([h.handle for h in page.headers if not h.deleted])
                     for header in page.headers:
-                        window.append((header, None if header.deleted else pool.submit(self._fetch, header)))
+                        if header.deleted or known.get(header.handle) == header.datestamp:
+                            window.append((header, None))  # retire, or unchanged since harvested: no fetch
+                        else:
+                            window.append((header, pool.submit(self._fetch, header)))
                     while len(window) >= 2 * self.batch_size:
                         self._process([window.popleft() for _ in range(self.batch_size)])
                 while window:
@@ -337,6 +367,8 @@ class Harvest:
                     self._would(f"retire {header.handle} (deleted or withdrawn in DSpace)")
                 else:
                     self.report.count("unchanged")
+            elif future is None:
+                self.report.count("unchanged")
         for handle, status in write_items(fetched, self.fields, now).items():
             self.report.count(status)
             if status != "unchanged":

@@ -1,0 +1,125 @@
+"""Harvest speed: N generated items from the DSpace simulator (zero latency) into a scratch MariaDB database.
+
+    .venv/bin/python bench/harvest_bench.py [--items 2000] [--version 6] [--server mysql+pymysql://root@127.0.0.1:3306/]
+
+Prints items/s for the first harvest (every item new, ~40 values each) and for a re-harvest of the
+same items unchanged (`--from-date` far back, so every item is listed and fetched again). The
+simulator runs in its own process, as DSpace would, so it does not share this process's GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def serve(items: int, version: int, ready) -> None:
+    """The simulator process: generate, serve over HTTP/1.1 keep-alive (as DSpace's Tomcat does), report the URL."""
+    import logging
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from ioi.sandbox.dspace import DSpaceSimulator
+    from ioi.sandbox.repository_generator import generate_repository
+
+    class KeepAlive(WSGIRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request would slow the server down
+    sim = DSpaceSimulator(version, items=generate_repository(items, seed=1), oai_host="repository.example.edu")
+    server = make_server("127.0.0.1", 0, sim, threaded=True, request_handler=KeepAlive)
+    ready.put(f"http://127.0.0.1:{server.server_address[1]}")
+    server.serve_forever()
+
+
+def start_simulator(items: int, version: int) -> tuple[str, multiprocessing.Process]:
+    """The simulator in its own process, as DSpace is: it does not share the harvester's GIL."""
+    ready: multiprocessing.Queue = multiprocessing.Queue()
+    process = multiprocessing.get_context("fork").Process(target=serve, args=(items, version, ready), daemon=True)
+    process.start()
+    return ready.get(timeout=120), process
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--version", type=int, choices=(5, 6), default=6)
+    parser.add_argument(
+        "--server", default=os.environ.get("IOI_TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+    )
+    parser.add_argument("--profile", metavar="FILE", help="profile the first harvest into FILE and stop")
+    args = parser.parse_args()
+    os.environ["IOI_TEST_DATABASE_URL"] = args.server
+
+    import conftest
+    from flask_migrate import upgrade
+    from sqlalchemy import func, select
+
+    from ioi import create_app
+    from ioi.clients.dspace import DSpaceClient
+    from ioi.clients.oai import OaiClient
+    from ioi.extensions import db
+    from ioi.models import Metadata
+    from ioi.services.harvest import PROCESS, harvest_repository
+    from ioi.taskframe import run_task
+
+    url, simulator = start_simulator(args.items, args.version)
+    name, database_url = conftest.create_scratch_database("ioi_bench")
+    try:
+        app = create_app(
+            {
+                "SECRET_KEY": conftest.TEST_SECRET,
+                "DATABASE_URL": database_url,
+                "DSPACE_VERSION": str(args.version),
+                "REPOSITORY_BASE_URL": "repository.example.edu",
+                "REPOSITORY_URL": url,
+                "REPOSITORY_USER": "admin@example.edu",
+                "REPOSITORY_PW": "admin",
+                "DSPACE_REQUEST_DELAY": 0,
+            }
+        )
+        app.instance_path = tempfile.mkdtemp(prefix="ioi-bench-")
+        with app.app_context():
+            upgrade()
+
+        def harvest(*argv: str) -> float:
+            client = DSpaceClient(url + "/rest", "admin@example.edu", "admin", args.version)
+            work = partial(harvest_repository, client=client, oai=OaiClient(url + "/oai/request"))
+            started = time.perf_counter()
+            status = run_task(PROCESS, "bench", work, list(argv), ("from_date",), app=app, out=io.StringIO())
+            elapsed = time.perf_counter() - started
+            if status != 0:
+                raise SystemExit(f"harvest failed with status {status}")
+            return elapsed
+
+        if args.profile:
+            import cProfile
+
+            cProfile.runctx("harvest()", globals(), locals(), args.profile)
+            return 0
+        first = harvest()
+        with app.app_context():
+            rows = db.session.execute(select(func.count()).select_from(Metadata)).scalar()
+        again = harvest("--from-date", "2000-01-01")
+        print(f"DSpace {args.version} simulator (zero latency), MariaDB, {args.items} items, {rows} metadata rows")
+        print(f"harvest (all new):      {first:6.2f} s  {args.items / first:8.0f} items/s")
+        print(f"re-harvest (unchanged): {again:6.2f} s  {args.items / again:8.0f} items/s")
+    finally:
+        conftest.drop_scratch_database(name)
+        simulator.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
