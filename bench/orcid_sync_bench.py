@@ -24,9 +24,9 @@ from ioi import create_app, settings_of  # noqa: E402
 from ioi.extensions import db  # noqa: E402
 from ioi.models import Orcid  # noqa: E402
 from ioi.sandbox.orcid import OrcidSimulator  # noqa: E402
-from ioi.services import orcid_api, tokens  # noqa: E402
+from ioi.services import tokens  # noqa: E402
 from ioi.services.metadata_store import Value, write_records  # noqa: E402
-from ioi.services.work_sync import PROCESS, sync_works  # noqa: E402
+from ioi.services.work_sync import PROCESS, WORKERS, sync_works  # noqa: E402
 from ioi.taskframe import run_task  # noqa: E402
 from ioi.timeutil import now  # noqa: E402
 
@@ -63,12 +63,9 @@ def seed(sim: OrcidSimulator, settings, people: int, works: int) -> None:
         db.session.commit()
 
 
-def timed_run(app, argv: list[str]) -> float:
-    settings = settings_of(app)
-
+def timed_run(app, argv: list[str], workers: int) -> float:
     def work(ctx):
-        with orcid_api.make_client(settings, PROCESS) as client:
-            sync_works(ctx, client)
+        sync_works(ctx, workers=workers)
 
     started = time.perf_counter()
     status = run_task(PROCESS, "bench", work, argv, options=("from_date", "handle", "orcid"), app=app)
@@ -84,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--rps", type=float, default=23.0, help="ORCID_MAX_RPS for IOI's client (≤ 24)")
     parser.add_argument("--burst", type=int, default=30, help="ORCID_BURST for IOI's client (≤ 40)")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="task threads (default as the task)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the simulator adds to each call")
     parser.add_argument("--database-url", default=None, help="default: a scratch SQLite file")
     args = parser.parse_args(argv)
 
@@ -104,23 +103,25 @@ def main(argv: list[str] | None = None) -> int:
                 "ORCID_BURST": args.burst,
             }
         )
+        app.instance_path = scratch  # the task lock file (SQLite) apart from a real instance's
         with app.app_context():
             upgrade()
             seed(sim, settings_of(app), args.people, args.works)
             sim.clear_calls()
+            sim.add_latency(args.latency)
 
-            elapsed = timed_run(app, [])
+            elapsed = timed_run(app, [], args.workers)
             calls = sim.calls
             refused = sum(1 for c in calls if c.status == 503)
             stored = len(sim.items())
             print(
                 f"initial sync: {len(calls)} calls for {stored} works in {elapsed:.1f} s = "
-                f"{len(calls) / elapsed:.1f} req/s, {refused} x 503 (client at {args.rps} req/s, burst {args.burst}; "
-                "simulator limit 24 req/s, burst 40)"
+                f"{len(calls) / elapsed:.1f} req/s, {refused} x 503 (client at {args.rps} req/s, burst {args.burst}, "
+                f"{args.workers} workers; simulator limit 24 req/s, burst 40, latency {args.latency * 1000:.0f} ms)"
             )
 
             sim.clear_calls()
-            elapsed = timed_run(app, ["--from-date", "2000-01-01"])
+            elapsed = timed_run(app, ["--from-date", "2000-01-01"], args.workers)
             print(f"unchanged re-sync over the same {stored} works: {len(sim.calls)} calls in {elapsed:.1f} s")
             db.session.remove()
             db.engine.dispose()

@@ -430,3 +430,17 @@ def test_sync_choices_stops_on_a_refused_token(orcid_app, sim):
     db.session.commit()
     assert outcome.needs_reconsent and outcome.works.failed == 2
     assert len(sim.calls) == 1
+
+
+def test_two_items_with_the_same_doi_are_not_merged_on_orcid(orcid_app, sim):
+    [r] = make_researchers(sim, settings_of(orcid_app), 1, 2)
+    writer = writer_for(orcid_app, r)
+    first, second = (work_local_id(h) for h in r.handles)
+    document = work_document(r.handles[0])
+    assert writer.push("work", first, document).status == "added"
+    twin = document.replace(b"Work number", b"Twin of work number")  # same DOI and handle ids
+    result = writer.push("work", second, twin)
+    db.session.commit()
+    assert result.status == "duplicate" and "repository_" in result.message
+    [item] = on_orcid(sim, r.orcid)
+    assert b"Twin" not in item.stored and live_put_codes(r.orcid, "work", second) == []

@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def orcid_app(migrated, running, sim):
+def orcid_app(migrated, running, sim, tmp_path):
     from conftest import _reset_tables, make_app
 
     _, server = running
     app = make_app(migrated, **sim_settings(sim, server.url))
-    app.config["SIM_URL"] = server.url
+    app.instance_path = str(tmp_path)  # the SQLite task lock file: not shared with a demo or bench running meanwhile
     with app.app_context():
         _reset_tables()
         yield app
@@ -56,8 +56,7 @@ def run_works(app, argv=(), **client_options) -> tuple[int, str]:
     settings = settings_of(app)
 
     def work(ctx):
-        with orcid_api.make_client(settings, WORKS, **{**FAST, **client_options}) as client:
-            sync_works(ctx, client)
+        sync_works(ctx, lambda: orcid_api.make_client(settings, WORKS, **{**FAST, **client_options}))
 
     status = run_task(WORKS, "Sync works", work, list(argv), options=("from_date", "handle", "orcid"), app=app)
     return status, summary(WORKS)
@@ -159,7 +158,7 @@ def test_dry_run_makes_no_call_and_writes_nothing(orcid_app, sim, capsys):
     settings = settings_of(orcid_app)
 
     def work(ctx):
-        sync_works(ctx, orcid_api.make_client(settings, WORKS, **FAST))
+        sync_works(ctx, lambda: orcid_api.make_client(settings, WORKS, **FAST))
 
     assert run_task(WORKS, "Sync works", work, ["--dry-run"], app=orcid_app, out=out) == 0
     assert sim.calls == []
@@ -196,6 +195,10 @@ def test_random_faults_are_healed_by_reruns_without_duplicates_or_lost_choices(o
             db.session.commit()
         if run % 3 == 0:
             sim.timeout_next(1, 0.05, method="POST")
+        if run < 2:  # each kind of fault at least once, whatever order the threads' calls arrive in
+            for status in (409, 401, 500):
+                sim.fail_next(1, status, method="POST" if run == 0 else "PUT")
+            sim.fail_next(1, 404, method="PUT")
         status, text = run_works(orcid_app, ["fromDate=2000-01-01"], timeout=(1.0, 0.5))
         for needing in tokens.people_needing_reconsent(local_now()):  # the researcher grants again
             connect(sim, settings, needing.orcid)
@@ -297,8 +300,7 @@ def test_two_concurrent_runs_never_double_post(orcid_app, sim):
             settings = settings_of(orcid_app)
 
             def work(ctx):
-                with orcid_api.make_client(settings, WORKS, **FAST) as client:
-                    sync_works(ctx, client)
+                sync_works(ctx, lambda: orcid_api.make_client(settings, WORKS, **FAST))
 
             results.append(run_task(WORKS, "Sync works", work, [], app=orcid_app, out=out))
             outputs.append(out.getvalue())
@@ -393,6 +395,26 @@ def test_the_orcid_argument_limits_the_affiliation_run_to_one_person(orcid_app, 
     status, text = run_affiliations(orcid_app, [f"orcid={second.orcid}"])
     assert status == 0 and "- 2 new items" in text
     assert on_orcid(sim, first.orcid, "employment") == [] and len(on_orcid(sim, second.orcid, "employment")) == 1
+
+
+def test_a_position_whose_title_changes_kind_moves_between_employment_and_education(orcid_app, sim):
+    [r] = make_researchers(sim, settings_of(orcid_app), 1, 0)
+    run_affiliations(orcid_app)
+    age_last_run(AFFILIATIONS)
+    person = read_record("local", f"person_{r.person_id}")
+    person["local.personOrgRelation.id"][1].children["local.person.title"] = [Value("Research Assistant")]
+    write_record("local", f"person_{r.person_id}", person, local_now())
+    db.session.commit()
+    status, text = run_affiliations(orcid_app)
+    assert status == 0 and "- 1 new items" in text, text
+    assert on_orcid(sim, r.orcid, "education") == [] and len(on_orcid(sim, r.orcid, "employment")) == 2
+
+
+def test_tasks_write_nothing_when_not_an_orcid_member(orcid_app, sim, monkeypatch):
+    make_researchers(sim, settings_of(orcid_app), 1, 2)
+    monkeypatch.setattr(settings_of(orcid_app), "ORCID_MEMBER", False)
+    assert run_works(orcid_app)[0] == 0 and run_affiliations(orcid_app)[0] == 0
+    assert sim.calls == []
 
 
 def test_ignored_and_untitled_affiliations_are_not_sent(orcid_app, sim):

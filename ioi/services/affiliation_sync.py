@@ -90,6 +90,9 @@ def changed_positions(since: datetime) -> set[tuple[str, str]]:
 
 def sync_affiliations(ctx: TaskContext, client: OrcidClient | None = None) -> None:
     """The task: push each person's new or changed positions, count as §6.4."""
+    if not ctx.settings.ORCID_MEMBER:
+        ctx.report.log("ORCID_MEMBER is off: IOI does not write to ORCID records")
+        return
     since = since_time(ctx)
     changed = changed_positions(since) if since is not None else None
     people = people_with_tokens(ctx.orcid)
@@ -123,14 +126,18 @@ def _sync_person(
     on_orcid = {(kind, local_id) for _, kind, local_id in live_put_code_ids(orcid, AFFILIATION_TYPES)}
     choices = {kind: live_choices(orcid, kind) for kind in AFFILIATION_TYPES}
     writer = OrcidWriter(ctx.settings, client, orcid, token, ctx.now, dry_run=ctx.dry_run) if token else None
+    if writer is not None:
+        writer.preload(*AFFILIATION_TYPES)
     key = person_key(person.person_id)
     for kind, local_id, position in affiliation_items(person, students):
         choice = choices[kind].get(local_id)
         is_on_orcid = (kind, local_id) in on_orcid
+        moved = any((k, local_id) in on_orcid for k in AFFILIATION_TYPES if k != kind)
         wanted = (
             changed is None
             or (key, position.relation_id) in changed
             or is_on_orcid
+            or moved
             or (choice == "selected" and not is_on_orcid)
         )
         if not wanted:
@@ -147,6 +154,8 @@ def _sync_person(
         elif not (position.title or "").strip():
             report.count(NO_TITLE)
         else:
+            if moved:  # the title moved it between employment and education: the old item goes
+                _move(ctx, writer, orcid, next(k for k in AFFILIATION_TYPES if k != kind), local_id)
             _push(ctx, writer, organization, person, position, orcid, kind, local_id, is_on_orcid)
         ctx.commit()
 
@@ -177,7 +186,7 @@ def _push(
     elif result.status == "updated":
         report.count(UPDATED)
         _note(ctx, f"update {label} on {orcid}", f"{orcid}: updated {label}, put-code {result.put_code}")
-    elif result.status == "unchanged":
+    elif result.status in ("unchanged", "duplicate"):
         report.count(UNCHANGED)
     elif result.status == "token_invalid":
         report.count(NO_TOKEN)
@@ -194,6 +203,19 @@ def _remove(ctx: TaskContext, writer: OrcidWriter, orcid: str, kind: str, local_
         _note(ctx, f"delete {kind} {local_id} from {orcid}", f"{orcid}: deleted {kind} {local_id} (ignored)")
     elif result.status == "failed":
         ctx.report.error(f"{orcid} {local_id}: ORCID refused the removal: {result.message}")
+
+
+def _move(ctx: TaskContext, writer: OrcidWriter, orcid: str, old_kind: str, local_id: str) -> None:
+    """The title moved a position between employment and education: delete the old kind's item."""
+    result = writer.remove(old_kind, local_id)
+    if result.status == "deleted":
+        _note(
+            ctx,
+            f"delete {old_kind} {local_id} from {orcid}",
+            f"{orcid}: deleted {old_kind} {local_id} (now other kind)",
+        )
+    elif result.status == "failed":
+        ctx.report.error(f"{orcid} {local_id}: ORCID refused the removal of the {old_kind}: {result.message}")
 
 
 def _note(ctx: TaskContext, would: str, done: str) -> None:

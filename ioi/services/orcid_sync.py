@@ -8,7 +8,9 @@ new row and stamps the old one `deleted` + `replacedByRowID`. It heals what it m
 - 401 invalid_token / 400 invalid_scope / 403 insufficient scope: the token is retired with the
   reason and the person needs re-consent (`people_needing_reconsent`); later items are not tried.
 - 409 duplicate: the existing put-code is adopted (from the message, else by reading the record's
-  works and matching this client's `self` external ids) and then PUT, so ORCID holds our content.
+  works and matching this client's `self` external ids) and then PUT, so ORCID holds our content;
+  unless another local item holds that put-code (two repository items with the same DOI): then
+  the item is a `duplicate` and nothing is sent.
 - 404 on PUT or DELETE: the put-code is retired; a selected item is POSTed anew.
 - 5xx, timeouts (after the client's retries) and other refusals: the item fails; the researcher's
   choice is kept, so a later run tries again.
@@ -65,7 +67,9 @@ MAX_STEPS = 4  # POST → 409 adopt → PUT → 404 → POST: never loop beyond 
 API_RESPONSE_MAX = 16000  # `apiResponse` is TEXT (64 KB); utf8mb4 needs up to 4 bytes a character
 NOT_DUPLICATE_CONFLICTS = {9018, 9044, 9048}  # locked, deactivated, 10,000 works: nothing to adopt
 
-Status = Literal["added", "adopted", "updated", "unchanged", "deleted", "not_on_orcid", "failed", "token_invalid"]
+Status = Literal[
+    "added", "adopted", "updated", "unchanged", "duplicate", "deleted", "not_on_orcid", "failed", "token_invalid"
+]
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,33 @@ def live_put_code_ids(orcid: str | None = None, item_types: Iterable[str] = (WOR
     return {tuple(row) for row in db.session.execute(query)}  # type: ignore[misc]
 
 
+@dataclass(frozen=True)
+class LivePutCode:
+    """A snapshot of a live `putCodes` row (the columns the writer reads)."""
+
+    rowID: int
+    putCode: str
+    submittedData: str
+
+
+def preload_put_codes(orcid: str, item_type: str) -> dict[str, list[LivePutCode]]:
+    """localSourceRecordID → live put-code rows (newest first) of one person and type, in one query."""
+    query = (
+        select(PutCode.localSourceRecordID, PutCode.rowID, PutCode.putCode, PutCode.submittedData)
+        .where(
+            PutCode.orcid == orcid,
+            PutCode.type == item_type,
+            PutCode.deleted.is_(None),
+            PutCode.replacedByRowID.is_(None),
+        )
+        .order_by(PutCode.rowID.desc())
+    )
+    found: dict[str, list[LivePutCode]] = {}
+    for local_id, row_id, put_code, submitted in db.session.execute(query):
+        found.setdefault(local_id, []).append(LivePutCode(row_id, put_code, submitted))
+    return found
+
+
 def _new_row(
     orcid: str, item_type: str, local_id: str, put_code: str, sent: bytes | str, response: str, now
 ) -> PutCode:
@@ -200,7 +231,20 @@ def _new_row(
     return row
 
 
-def _retire(rows: Iterable[PutCode], now: datetime, replaced_by: int | None = None) -> None:
+def _holder_of(orcid: str, item_type: str, put_code: str, local_id: str) -> str | None:
+    """Another local item whose live put-code this is (two repository items with the same DOI), if any."""
+    query = select(PutCode.localSourceRecordID).where(
+        PutCode.orcid == orcid,
+        PutCode.type == item_type,
+        PutCode.putCode == str(put_code),
+        PutCode.localSourceRecordID != local_id,
+        PutCode.deleted.is_(None),
+        PutCode.replacedByRowID.is_(None),
+    )
+    return db.session.scalars(query.limit(1)).first()
+
+
+def _retire(rows: Iterable[PutCode | LivePutCode], now: datetime, replaced_by: int | None = None) -> None:
     ids = [row.rowID for row in rows]
     if ids:
         values: dict = {"deleted": now}
@@ -236,17 +280,32 @@ class OrcidWriter:
         self.now = now
         self.dry_run = dry_run
         self.token_invalid = False
+        self._preloaded: dict[str, dict[str, list[LivePutCode]]] = {}
+        self._written: set[tuple[str, str]] = set()
+
+    def preload(self, *item_types: str) -> None:
+        """Read this person's live put-codes of those types at once: a task's per-item lookups then
+        cost no query. Items written by this writer are looked up afresh."""
+        for item_type in item_types:
+            self._preloaded[item_type] = preload_put_codes(self.orcid, item_type)
+
+    def _live(self, item_type: str, local_id: str) -> list[PutCode] | list[LivePutCode]:
+        preloaded = self._preloaded.get(item_type)
+        if preloaded is None or (item_type, local_id) in self._written:
+            return live_put_codes(self.orcid, item_type, local_id)
+        return preloaded.get(local_id, [])
 
     def push(self, item_type: str, local_id: str, document: bytes) -> PushResult:
         """Make ORCID hold `document` (built without put-code) for this item: POST, PUT or nothing."""
         if self.token_invalid:
             return PushResult("token_invalid", message="the token was refused earlier in this run")
-        rows = live_put_codes(self.orcid, item_type, local_id)
+        rows = self._live(item_type, local_id)
         current = rows[0] if rows else None
         if current is not None and same_content(current.submittedData, document):
             return PushResult("unchanged", current.putCode)
         if self.dry_run:
             return PushResult("updated" if current else "added", current.putCode if current else None)
+        self._written.add((item_type, local_id))
         section = item_type
         adopted = False
         for _ in range(MAX_STEPS):
@@ -257,6 +316,10 @@ class OrcidWriter:
                     found = self._existing_put_code(exc, document)
                     if found is None:
                         return PushResult("failed", message=f"409 without an adoptable put-code: {exc}")
+                    other = _holder_of(self.orcid, item_type, found, local_id)
+                    if other is not None:
+                        message = f"same identifiers as {other}, already on ORCID as put-code {found}"
+                        return PushResult("duplicate", found, message)
                     current = _new_row(self.orcid, item_type, local_id, found, "", f"409 adopted: {exc}", self.now)
                     adopted = True
                     continue
@@ -288,11 +351,12 @@ class OrcidWriter:
         """DELETE the item from ORCID if IOI put it there, and retire its put-code."""
         if self.token_invalid:
             return PushResult("token_invalid", message="the token was refused earlier in this run")
-        rows = live_put_codes(self.orcid, item_type, local_id)
+        rows = self._live(item_type, local_id)
         if not rows:
             return PushResult("not_on_orcid")
         if self.dry_run:
             return PushResult("deleted", rows[0].putCode)
+        self._written.add((item_type, local_id))
         for put_code in dict.fromkeys(row.putCode for row in rows):
             try:
                 self.client.delete(self.orcid, self.token.access_token, item_type, put_code)
@@ -450,7 +514,7 @@ def sync_choices(
 def _count_push(counts: CategoryOutcome, local_id: str, result: PushResult, outcome: SyncOutcome) -> None:
     if result.status == "added":
         counts.added_to_orcid += 1
-    elif result.status in ("unchanged", "adopted"):
+    elif result.status in ("unchanged", "adopted", "duplicate"):
         counts.already_on_orcid += 1
     elif result.status == "updated":
         counts.updated_on_orcid += 1

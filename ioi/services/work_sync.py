@@ -10,19 +10,25 @@ Which works a run looks at (pairs of ORCID iD and handle):
 "Since the last run" starts an hour before the previous report, so an item harvested while that
 run was going is not missed; looking at an unchanged item again costs no ORCID call.
 
-Each item is one unit of work: pushed through `OrcidWriter` (the researcher page's code path) and
+People are shared among worker threads whose clients share one rate limiter. Each item is one
+unit of work: pushed through `OrcidWriter` (the researcher page's code path) and
 committed, so a run killed mid-way and rerun leaves no duplicate (a POST whose put-code was lost is
 answered 409 and adopted). The task lock keeps two runs from overlapping.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, time, timedelta
+from queue import Empty, Queue
 
+from flask import current_app
 from sqlalchemy import or_, select
 
-from ioi.clients.orcid import OrcidClient
+from ioi.clients.orcid import OrcidClient, TokenBucket
 from ioi.extensions import db
 from ioi.models import Metadata, Orcid, UserSelection
 from ioi.orcid_documents import DocumentError
@@ -38,15 +44,16 @@ from ioi.services.orcid_sync import (
     work_document,
     work_local_id,
 )
-from ioi.services.reports import last_run
+from ioi.services.reports import TaskReport, last_run
 from ioi.services.selections import live_choices
-from ioi.services.tokens import TokenInfo, can_update, live_token, live_token_orcids
+from ioi.services.tokens import can_update, live_token, live_token_orcids
 from ioi.taskframe import TaskContext
 
 PROCESS = "syncWorksToORCID"
 DESCRIPTION = "Add and update researchers' repository works on their ORCID records."
 OVERLAP = timedelta(hours=1)
 READ_CHUNK = 500
+WORKERS = 6  # threads overlapping ORCID's latency; the shared rate limiter still caps the calls
 
 # Counter names of the PHP IOI (§6.2), plus the port's removal and re-consent counters.
 ALL = "all"
@@ -61,6 +68,7 @@ FAILED_CREATE = "failed to create work"
 REMOVED = "removed - user deselected"
 TOKEN_REFUSED = "skipped - token refused by ORCID"
 NOT_HARVESTED = "skipped - no harvested metadata"
+DUPLICATE = "skipped - same identifiers as another work"
 
 
 def since_time(ctx: TaskContext) -> datetime | None:
@@ -130,22 +138,98 @@ def plan(
     return dict(by_orcid)
 
 
-def sync_works(ctx: TaskContext, client: OrcidClient | None = None) -> None:
-    """The task: push each planned work (POST/PUT/nothing), remove ignored ones, count as §6.2."""
+def sync_works(ctx: TaskContext, new_client: Callable[[], OrcidClient] | None = None, workers: int = WORKERS) -> None:
+    """The task: push each planned work (POST/PUT/nothing), remove ignored ones, count as §6.2.
+
+    People are shared out among `workers` threads (one person's works stay in one thread, in
+    order); the threads' clients share one rate limiter, so ORCID's limit holds while its latency
+    is overlapped. `new_client` makes a thread's client (default: from settings).
+    """
+    if not ctx.settings.ORCID_MEMBER:
+        ctx.report.log("ORCID_MEMBER is off: IOI does not write to ORCID records")
+        return
     work = plan(since_time(ctx), ctx.now, ctx.orcid, ctx.handle)
     total = sum(len(handles) for handles in work.values())
     ctx.report.log(f"{total} works of {len(work)} people to look at")
-    own_client = client is None
-    client = client or make_client(ctx.settings, PROCESS)
+    if new_client is None:
+        limiter = TokenBucket(ctx.settings.ORCID_MAX_RPS, ctx.settings.ORCID_BURST)
+        settings = ctx.settings
+
+        def new_client() -> OrcidClient:
+            return make_client(settings, PROCESS, limiter=limiter)
+
     mappings = load_work_mappings()
-    done = 0
-    try:
-        for orcid, handles in work.items():
-            token = live_token(ctx.settings, orcid, ctx.now)
-            done = _sync_person(ctx, client, mappings, orcid, token, handles, done, total)
-    finally:
-        if own_client:
-            client.close()
+    reports = {orcid: TaskReport(PROCESS) for orcid in work}
+    progress = _Progress(ctx, total)
+    if workers <= 1 or len(work) <= 1:
+        with new_client() as client:
+            for orcid, handles in work.items():
+                _sync_person(replace(ctx, report=reports[orcid]), client, mappings, orcid, handles, progress)
+    else:
+        _in_threads(ctx, new_client, mappings, work, reports, progress, workers)
+    for orcid in work:  # merged in a stable order, whatever thread did the work
+        _merge(ctx.report, reports[orcid])
+
+
+class _Progress:
+    """Items done across threads, shown on a terminal."""
+
+    def __init__(self, ctx: TaskContext, total: int):
+        self.ctx, self.total, self.done = ctx, total, 0
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        with self.lock:
+            self.done += 1
+            self.ctx.progress(self.done, self.total)
+
+
+def _in_threads(
+    ctx: TaskContext,
+    new_client: Callable[[], OrcidClient],
+    mappings: WorkMappings,
+    work: dict[str, list[str]],
+    reports: dict[str, TaskReport],
+    progress: _Progress,
+    workers: int,
+) -> None:
+    """Run people in worker threads, each with its own app context, session and client."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    queue: Queue[str] = Queue()
+    for orcid in sorted(work, key=lambda o: -len(work[o])):  # the longest first
+        queue.put(orcid)
+
+    def worker() -> None:
+        with app.app_context(), new_client() as client:
+            try:
+                while True:
+                    try:
+                        orcid = queue.get_nowait()
+                    except Empty:
+                        return
+                    person_ctx = replace(ctx, report=reports[orcid])
+                    try:
+                        _sync_person(person_ctx, client, mappings, orcid, work[orcid], progress)
+                    except Exception as exc:  # one person's crash must not stop the others
+                        db.session.rollback()
+                        reports[orcid].error(f"{orcid}: stopped: {type(exc).__name__}: {exc}")
+            finally:
+                if ctx.dry_run:
+                    db.session.rollback()
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker, name=f"{PROCESS}-{n}") for n in range(min(workers, len(work)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _merge(into: TaskReport, part: TaskReport) -> None:
+    for kind, n in part.counters.items():
+        into.count(kind, n)
+    into.lines.extend(part.lines)
+    into.errors += part.errors
 
 
 def _sync_person(
@@ -153,14 +237,15 @@ def _sync_person(
     client: OrcidClient,
     mappings: WorkMappings,
     orcid: str,
-    token: TokenInfo | None,
     handles: list[str],
-    done: int,
-    total: int,
-) -> int:
+    progress: _Progress,
+) -> None:
     report = ctx.report
+    token = live_token(ctx.settings, orcid, ctx.now)
     choices = live_choices(orcid, WORK)
     writer = OrcidWriter(ctx.settings, client, orcid, token, ctx.now, dry_run=ctx.dry_run) if token else None
+    if writer is not None:
+        writer.preload(WORK)
     on_orcid = {local_id for _, _, local_id in live_put_code_ids(orcid, (WORK,))}
     for start in range(0, len(handles), READ_CHUNK):
         chunk = handles[start : start + READ_CHUNK]
@@ -168,7 +253,6 @@ def _sync_person(
         for handle in chunk:
             local_id = work_local_id(handle)
             report.count(ALL)
-            done += 1
             if writer is None or token is None:
                 report.count(NO_TOKEN)
             elif choices.get(local_id) == "ignored":
@@ -184,8 +268,7 @@ def _sync_person(
             else:
                 _push(ctx, writer, mappings, orcid, handle, local_id, items[handle], local_id in on_orcid)
             ctx.commit()
-            ctx.progress(done, total)
-    return done
+            progress.step()
 
 
 def _push(
@@ -214,6 +297,9 @@ def _push(
         _note(ctx, f"update {handle} on {orcid}", f"{orcid} {handle}: updated, put-code {result.put_code}")
     elif result.status == "unchanged":
         report.count(IDENTICAL)
+    elif result.status == "duplicate":
+        report.count(DUPLICATE)
+        report.log(f"{orcid} {handle}: {result.message}")
     elif result.status == "token_invalid":
         report.count(TOKEN_REFUSED)
         report.log(f"{orcid}: {result.message}")
