@@ -444,3 +444,14 @@ def test_two_items_with_the_same_doi_are_not_merged_on_orcid(orcid_app, sim):
     assert result.status == "duplicate" and "repository_" in result.message
     [item] = on_orcid(sim, r.orcid)
     assert b"Twin" not in item.stored and live_put_codes(r.orcid, "work", second) == []
+
+
+def test_audit_rows_wait_for_the_work_to_commit_and_are_then_written(orcid_app, sim):
+    [r] = make_researchers(sim, settings_of(orcid_app), 1, 1)
+    writer = writer_for(orcid_app, r)
+    started = orcid_api.local_now() - timedelta(minutes=1)
+    writer.push("work", work_local_id(r.handles[0]), work_document(r.handles[0]))  # a put-code row, uncommitted
+    orcid_api.flush_call_log()  # on SQLite this must not wait for the session's write lock
+    db.session.commit()
+    rows = orcid_api.call_rows_since(started, "test")
+    assert [(c.method, c.status) for c in rows] == [("POST", 201)] and orcid_api.pending_call_rows() == 0

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from datetime import datetime
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -112,8 +112,6 @@ def _after_transaction_end(session: Session, transaction) -> None:
 
 def call_rows_since(since: datetime, process: str | None = None) -> list[OrcidCall]:
     """Audit rows recorded at or after `since` (optionally for one process), oldest first."""
-    from sqlalchemy import select
-
     query = select(OrcidCall).where(OrcidCall.timestamp >= since).order_by(OrcidCall.callID)
     if process:
         query = query.where(OrcidCall.process == process)
