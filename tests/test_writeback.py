@@ -201,3 +201,14 @@ def test_a_run_while_another_holds_the_lock_exits_0_at_once(repo):
     with task_lock(repo.app, dspace_writeback.PROCESS):
         assert write_back(repo, out=out) == 0
     assert "already running" in out.getvalue() and puts(repo.sim) == []
+
+
+def test_a_work_no_longer_in_the_repository_is_skipped_without_calling_dspace(repo):
+    seed(repo)
+    repo.sim.withdraw_item(HANDLE)
+    assert repo.harvest() == 0
+    repo.sim.clear_calls()
+    choose(selected=[WORK])
+    assert write_back(repo) == 0
+    assert not [c for c in repo.sim.calls() if c.path.startswith(("/rest/handle", "/rest/items"))]
+    assert "- 1 skipped items" in summary() and "not in the harvested repository" in report()

@@ -26,8 +26,8 @@ from ioi.clients.dspace import DSpaceAuthError, DSpaceClient, DSpaceError
 from ioi.config import Settings
 from ioi.extensions import db
 from ioi.models import Orcid
-from ioi.services.harvest import harvest_handles, split_authority
-from ioi.services.metadata_store import read_record, write_record
+from ioi.services.harvest import SOURCE, harvest_handles, split_authority
+from ioi.services.metadata_store import read_record, read_source_data, write_record
 from ioi.services.name_fix import authority_keys
 from ioi.services.people import read_person
 from ioi.services.reports import last_run
@@ -199,9 +199,16 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
             report.count("marked as new" if add else "marked as ignored")
             handle = local_id.removeprefix(WORK_PREFIX)
             person = load_person(orcid)
-            if not local_id.startswith(WORK_PREFIX) or person is None:
+            reason = None
+            if not local_id.startswith(WORK_PREFIX):
+                reason = "not a repository work"
+            elif person is None:
+                reason = "no live ORCID iD record"
+            elif not read_source_data(SOURCE, [handle]):
+                reason = "not in the harvested repository (deleted or withdrawn)"
+            if reason:
                 report.count("skipped")
-                report.log(f"{local_id}: skipped, {'not a repository work' if person else 'no live ORCID iD record'}")
+                report.log(f"{local_id} ({orcid}): skipped, {reason}")
                 continue
             try:
                 plan = update_item(settings, client, handle, person, add, ctx.now, ctx.dry_run)

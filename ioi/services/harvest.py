@@ -233,6 +233,7 @@ class Harvest:
     max_failures: int = MAX_CONSECUTIVE_FAILURES
     failures_in_a_row: int = 0
     done: int = 0
+    total: int | None = None
     newest: str | None = None
     failed_datestamps: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -277,6 +278,7 @@ class Harvest:
             try:
                 for page in self.oai.list_identifiers("xoai", start):
                     listing_started = listing_started or page.response_date
+                    self.total = page.complete_list_size or self.total
                     known = harvested_datestamps([h.handle for h in page.headers if not h.deleted])
                     for header in page.headers:
                         if header.deleted or known.get(header.handle) == header.datestamp:
@@ -375,7 +377,7 @@ class Harvest:
                 self._would(f"{'add' if status == 'new' else 'update'} {handle}")
         self.ctx.commit()
         self.done += len(batch)
-        self.ctx.progress(self.done)
+        self.ctx.progress(self.done, self.total)
         if stopped or self._stop.is_set():
             raise HarvestStopped(f"{self.max_failures} items in a row could not be fetched from DSpace")
 
@@ -388,7 +390,14 @@ class Harvest:
             self.ctx.would(line)
 
 
-def harvest_repository(ctx: TaskContext, *, client: DSpaceClient | None = None, oai: OaiClient | None = None) -> None:
+def harvest_repository(
+    ctx: TaskContext,
+    *,
+    client: DSpaceClient | None = None,
+    oai: OaiClient | None = None,
+    batch_size: int = BATCH_SIZE,
+    workers: int = WORKERS,
+) -> None:
     """The harvestRepository task: one item (`ctx.handle`) or every change since the resume point."""
     for counter in COUNTERS:
         ctx.report.count(counter, 0)
@@ -400,7 +409,7 @@ def harvest_repository(ctx: TaskContext, *, client: DSpaceClient | None = None, 
     oai = oai or OaiClient(settings.REPOSITORY_OAI_URL or "")
     try:
         client.login()
-        run = Harvest(ctx, client, oai)
+        run = Harvest(ctx, client, oai, batch_size=batch_size, workers=workers)
         if ctx.handle:
             try:
                 run.one(ctx.handle)
