@@ -54,6 +54,12 @@ def test_sign_in_connect_review_and_submit_in_a_browser(migrated, slapd, smtp_se
             driver.get(f"{base}/orcid")
             screenshot(driver, "orcid-1-sign-in")
             driver.find_element(By.ID, "username").send_keys("jdoe")
+            driver.find_element(By.ID, "password").send_keys("not my password")
+            driver.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
+            WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".flash-error")))
+            assert "The username or password is not correct." in driver.page_source
+            screenshot(driver, "orcid-1b-bad-password")
+            assert driver.find_element(By.ID, "username").get_attribute("value") == "jdoe"  # kept, password not
             driver.find_element(By.ID, "password").send_keys("correct horse")
             driver.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
             WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".permissions-form")))
@@ -66,6 +72,12 @@ def test_sign_in_connect_review_and_submit_in_a_browser(migrated, slapd, smtp_se
             select = Select(driver.find_element(By.NAME, "researcher"))
             assert select.first_selected_option.get_attribute("value") == researcher.orcid  # email pre-fill
             screenshot(driver, "orcid-3-orcid-consent")
+            driver.find_element(By.CSS_SELECTOR, "button[value=deny]").click()
+            WebDriverWait(driver, 10).until(ec.url_contains(f"{base}/orcid?"))
+            assert "No permission was given" in driver.page_source
+            screenshot(driver, "orcid-3b-denied")
+            driver.find_element(By.CSS_SELECTOR, "button.button-orcid").click()  # try again
+            WebDriverWait(driver, 10).until(ec.url_contains("/oauth/authorize"))
             driver.find_element(By.CSS_SELECTOR, "button[value=authorize]").click()
             WebDriverWait(driver, 10).until(ec.url_contains("/orcid/review"))
 
@@ -93,10 +105,21 @@ def test_sign_in_connect_review_and_submit_in_a_browser(migrated, slapd, smtp_se
             driver.get(f"{base}/orcid/review")
             assert driver.page_source.count(">On ORCID<") == 7
             screenshot(driver, "orcid-7-review-again")
-            logs = [
+            driver.set_window_size(390, 844)  # a phone
+            screenshot(driver, "orcid-8-review-phone")
+            driver.set_window_size(1280, 900)
+            simulator.fail_next(10, 500, method="DELETE")
+            box = driver.find_elements(By.CSS_SELECTOR, "input[name=item]")[1]
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+            box.click()
+            driver.find_element(By.CSS_SELECTOR, ".sticky-actions button[type=submit]").click()
+            WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".results")))
+            assert "could not be sent to ORCID just now" in driver.page_source
+            screenshot(driver, "orcid-9-orcid-failing")
+            logs = [  # the 401 of the wrong password and the simulator's missing favicon are network entries
                 entry
                 for entry in driver.get_log("browser")
-                if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]  # the simulator has none
+                if entry["level"] == "SEVERE" and entry.get("source") != "network"
             ]
             assert logs == []  # no CSP violations or script errors
         with app.app_context():

@@ -94,3 +94,14 @@ def test_review_page_for_a_thousand_works_uses_as_many_statements_as_for_ten(con
     assert large.get_data(as_text=True).count('name="item"') == 1001
     assert many.value == few.value
     assert many.value <= 15
+
+
+def test_an_ignored_item_still_on_orcid_says_so_and_stays_unchecked(connected):
+    [work] = seed_works(1)
+    put_on_orcid(work)
+    record_choices(ORCID, "work", [], [work], NOW)
+    db.session.commit()
+
+    [item] = review.build_review(PERSON_ID, "Jane Q. Doe", ORCID, member=True).works
+
+    assert (item.state, item.checked, item.state_label) == ("removing", False, "Ignored, still on ORCID")

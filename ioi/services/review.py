@@ -26,7 +26,7 @@ from ioi.services.people import affiliation_id, affiliation_type, read_person, s
 from ioi.services.selections import ChoiceChanges, live_choices, record_choices
 from ioi.services.tokens import TokenInfo
 
-State = Literal["new", "on_orcid", "ignored", "waiting", "failed", "selected"]
+State = Literal["new", "on_orcid", "ignored", "removing", "waiting", "failed", "selected"]
 AFFILIATION_TYPES = ("employment", "education")
 # Items added to or removed from ORCID during one submit; ORCID takes one item per call, so a
 # first submit with hundreds of works would outlast the request. The rest wait for the nightly task.
@@ -35,6 +35,7 @@ STATE_LABELS = {
     "new": "New",
     "on_orcid": "On ORCID",
     "ignored": "Ignored",
+    "removing": "Ignored, still on ORCID",
     "waiting": "Waiting",
     "failed": "Failed, will retry",
     "selected": "Selected",
@@ -57,7 +58,7 @@ class ReviewWork:
 
     @property
     def checked(self) -> bool:
-        return self.state != "ignored"
+        return self.state not in ("ignored", "removing")
 
     @property
     def state_label(self) -> str:
@@ -77,7 +78,7 @@ class ReviewAffiliation:
 
     @property
     def checked(self) -> bool:
-        return self.state != "ignored"
+        return self.state not in ("ignored", "removing")
 
     @property
     def state_label(self) -> str:
@@ -315,7 +316,7 @@ def _state(
     key: tuple[str, str], choice: str | None, on_orcid: set[tuple[str, str]], failed: bool, member: bool
 ) -> State:
     if choice == "ignored":
-        return "ignored"
+        return "removing" if key in on_orcid else "ignored"
     if not member:
         return "selected" if choice == "selected" else "new"
     if key in on_orcid:
