@@ -15,6 +15,7 @@ import argparse
 import io
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -51,6 +52,13 @@ def start_simulator(items: int, version: int) -> tuple[str, multiprocessing.Proc
     process = multiprocessing.get_context("fork").Process(target=serve, args=(items, version, ready), daemon=True)
     process.start()
     return ready.get(timeout=120), process
+
+
+def _is_mariadb(proc: Path) -> bool:
+    try:
+        return (proc / "comm").read_text().strip() in ("mariadbd", "mysqld")
+    except OSError:
+        return False
 
 
 def main() -> int:
@@ -97,6 +105,19 @@ def main() -> int:
         with app.app_context():
             upgrade()
 
+        def cpu_seconds(pid: int | None = None) -> float:
+            """User + system CPU seconds of a process (this one when None), from /proc."""
+            if pid is None:
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                return usage.ru_utime + usage.ru_stime
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return float("nan")
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        mariadb = next((int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_mariadb(p)), None)
+
         def harvest(*argv: str) -> float:
             client = DSpaceClient(url + "/rest", "admin@example.edu", "admin", args.version)
             oai = OaiClient(url + "/oai/request")
@@ -113,7 +134,10 @@ def main() -> int:
 
             cProfile.runctx("harvest()", globals(), locals(), args.profile)
             return 0
+        before = [cpu_seconds(), cpu_seconds(simulator.pid), cpu_seconds(mariadb)]
         first = harvest()
+        after = [cpu_seconds(), cpu_seconds(simulator.pid), cpu_seconds(mariadb)]
+        cpu = [b - a for a, b in zip(before, after, strict=True)]
         with app.app_context():
             rows = db.session.execute(select(func.count()).select_from(Metadata)).scalar()
         again = harvest("--from-date", "2000-01-01")
@@ -124,6 +148,10 @@ def main() -> int:
         refetch = harvest("--from-date", "2000-01-01")
         print(f"DSpace {args.version} simulator (zero latency), MariaDB, {args.items} items, {rows} metadata rows")
         print(f"harvest (all new):      {first:6.2f} s  {args.items / first:8.0f} items/s")
+        print(
+            f"  CPU seconds during it: harvester {cpu[0]:.1f}, simulator {cpu[1]:.1f}, MariaDB {cpu[2]:.1f} "
+            f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+        )
         print(f"re-harvest (unchanged): {again:6.2f} s  {args.items / again:8.0f} items/s  (datestamp = harvested)")
         print(f"re-harvest, refetched:  {refetch:6.2f} s  {args.items / refetch:8.0f} items/s  (raw JSON equal)")
     finally:
