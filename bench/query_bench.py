@@ -135,6 +135,30 @@ def start_gunicorn(url: str, port: int, workers: int, worker_class: str, threads
     raise RuntimeError("gunicorn did not start")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    """The gunicorn workers: processes whose parent is the master."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def drain(url: str) -> None:
     """Wait until the requests a load run left queued in gunicorn are served: one request, queued behind them."""
     parts = urlsplit(url)
@@ -232,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             f"gunicorn {args.workers} workers ({args.worker_class}, {args.threads} threads), "
             f"{args.connections} connections, {args.duration} s per case, {tool}, {os.cpu_count()} CPUs"
         )
-        print(f"{'case':<34} {'req/s':>8} {'p99 ms':>8} {'load avg':>9}")
+        workers = children_of(gunicorn.pid)
+        print(f"{'case':<34} {'req/s':>8} {'p99 ms':>8} {'load avg':>9} {'app CPU ms/req':>12}")
         cases = [
             ("typical", "works", "json"),
             ("typical", "works", "csv"),
@@ -246,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             load(target, args.connections, 1)  # warm up connections and caches
             drain(target)
             before = os.getloadavg()[0]
+            app_cpu = cpu_seconds(workers)
             rps, p99 = load(target, args.connections, args.duration)
+            app_ms = (cpu_seconds(workers) - app_cpu) * 1000 / max(rps * args.duration, 1)
             case = f"{label} ({works} works) {request} {response}"
-            print(f"{case:<34} {rps:>8.0f} {p99:>8.1f} {before:>9.2f}", flush=True)
+            print(f"{case:<34} {rps:>8.0f} {p99:>8.1f} {before:>9.2f} {app_ms:>12.2f}", flush=True)
     finally:
         if gunicorn is not None:
             gunicorn.send_signal(signal.SIGTERM)

@@ -33,6 +33,7 @@ def api_key_required(view):
 @bp.get("", strict_slashes=False)
 @api_key_required
 def index():
+    """`{abbrev}id`, `request`, `response`, `year` as the PHP query.php took them; see openapi.py."""
     settings = settings_of(current_app)
     abbrev = settings.INSTITUTION_ABBREVIATION
     try:
