@@ -161,3 +161,12 @@ def test_header_sign_in_returns_to_the_page_asked_for_but_only_locally(site):
     assert response.headers["Location"] == "/orcid/review"
     response = app.test_client().get("/orcid?next=//evil.example/", headers=SSO)
     assert response.headers["Location"] == "/orcid"
+
+
+def test_header_values_keep_utf8_names_and_take_the_first_of_several(site):
+    app = site(IOI_AUTH="header")
+    client = app.test_client()
+    name = "Søren Núñez".encode().decode("latin-1")  # how a WSGI server hands over UTF-8 header bytes
+    client.get("/orcid", headers={**SSO, "X-Ioi-Name": name, "X-Ioi-Email": "a@example.edu;b@example.edu"})
+    assert identity_of(client)["name"] == "Søren Núñez"
+    assert identity_of(client)["email"] == "a@example.edu"

@@ -366,3 +366,16 @@ def test_a_long_first_submit_sends_forty_items_now_and_leaves_the_rest_for_the_n
     assert len(page.sim.items(page.researcher.orcid, "work")) == 40
     assert all(_live_choice(w) == "selected" for w in works)
     assert page.get("/orcid/review").get_data(as_text=True).count('badge-waiting">Waiting<') == 5
+
+
+def test_an_id_recorded_for_someone_else_moves_and_the_team_is_asked_to_check(page):
+    db.session.add(Orcid(orcid=page.researcher.orcid, email="old@example.edu", name="Old", localPersonID=555))
+    db.session.commit()
+
+    page.connect()
+
+    row = db.session.execute(select(Orcid)).scalar_one()
+    assert (row.localPersonID, row.email) == (int(PERSON_ID), PERSON_EMAIL)
+    message = page.mailbox.messages[-1][2]
+    assert message["Subject"] == "ORCID updated for Jane Doe"
+    assert "recorded for local person 555 before" in message.get_content()

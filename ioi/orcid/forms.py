@@ -15,12 +15,6 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
-class DemoLoginForm(FlaskForm):
-    """Sign in as one of the demo people (IOI_DEMO only)."""
-
-    person_id = HiddenField(validators=[DataRequired(), Length(max=20)])
-
-
 class PermissionsForm(FlaskForm):
     """What the researcher lets the institution do; creating or identifying the iD is always asked."""
 
@@ -29,8 +23,5 @@ class PermissionsForm(FlaskForm):
 
 
 class ActionForm(FlaskForm):
-    """A button with nothing but the CSRF token: sign out, disconnect."""
-
-
-class ReviewForm(FlaskForm):
-    """The review list; the checked items arrive as repeated `work` and `affiliation` fields read by the view."""
+    """Only the CSRF token: sign out, disconnect, the demo list and the review list (whose checked
+    items arrive as repeated `item` fields, checked against the listing by the review service)."""

@@ -71,6 +71,7 @@ class Connected:
     token: tokens.TokenInfo
     created: bool  # a new `orcids` row (vs an update of a known iD)
     revoked: int  # older tokens revoked because the scopes changed
+    moved_from: int | None = None  # the iD was recorded for another local person before
 
 
 def requested_scopes(settings: Settings, read_limited: bool, activities_update: bool) -> list[str]:
@@ -159,9 +160,9 @@ def complete(settings: Settings, client: OrcidClient, identity: Identity, code: 
             revoked += _revoke(client, old)
     token = tokens.store_token(settings, granted, now)
     name = str(granted.get("name") or identity.name)[:100]
-    created = _save_orcid(orcid, identity, name, now)
+    created, moved_from = _save_orcid(orcid, identity, name, now)
     db.session.flush()
-    return Connected(orcid=orcid, name=name, token=token, created=created, revoked=revoked)
+    return Connected(orcid, name, token, created, revoked, moved_from)
 
 
 def disconnect(settings: Settings, client: OrcidClient, orcid: str, now: datetime) -> int:
@@ -183,6 +184,11 @@ def notify(settings: Settings, identity: Identity, connected: Connected) -> None
     )
     if connected.revoked:
         text += f"Older permissions revoked at ORCID: {connected.revoked}\n"
+    if connected.moved_from is not None:
+        text += (
+            f"Please check: this iD was recorded for local person {connected.moved_from} before; "
+            f"it is now recorded for {identity.person_id}.\n"
+        )
     message = build_message(settings, settings.IR_EMAIL, f"ORCID {verb} for {connected.name}", text)
     try:
         send(settings, message)
@@ -200,10 +206,10 @@ def _revoke(client: OrcidClient, token: tokens.TokenInfo) -> int:
     return 1
 
 
-def _save_orcid(orcid: str, identity: Identity, name: str, now: datetime) -> bool:
+def _save_orcid(orcid: str, identity: Identity, name: str, now: datetime) -> tuple[bool, int | None]:
     """Insert or update the `orcids` row of this iD; another iD of the same person stops being live.
 
-    Returns True when the row is new.
+    Returns (whether the row is new, the other local person the iD was recorded for, if any).
     """
     person_id = int(identity.person_id)
     db.session.execute(
@@ -215,7 +221,10 @@ def _save_orcid(orcid: str, identity: Identity, name: str, now: datetime) -> boo
     values = {"email": identity.email[:100], "name": name, "localPersonID": person_id, "deleted": None}
     if row is None:
         db.session.add(Orcid(orcid=orcid, added=now, **values))
-        return True
+        return True, None
+    moved_from = row.localPersonID if row.localPersonID != person_id else None
+    if moved_from is not None:
+        log.warning("ORCID iD %s moves from local person %s to %s", orcid, moved_from, person_id)
     for key, value in values.items():
         setattr(row, key, value)
-    return False
+    return False, moved_from

@@ -201,24 +201,33 @@ def identity_from_headers(settings: Settings, headers) -> Identity | None:
     an email. Only call this with IOI_AUTH=header, behind a web server that strips these headers
     from what clients send.
     """
-    person_id = (headers.get(settings.SSO_HEADER_PERSON_ID) or "").strip()
+    person_id = _header(headers, settings.SSO_HEADER_PERSON_ID)
     if not person_id:
         return None
-    email = (headers.get(settings.SSO_HEADER_EMAIL) or "").strip().lower()
-    name = (headers.get(settings.SSO_HEADER_NAME) or "").strip()
+    email = _header(headers, settings.SSO_HEADER_EMAIL).lower()
     if not email:
         raise IncompleteIdentity(
             f"Campus sign-in did not pass on your email address. Please contact {settings.IR_EMAIL}."
         )
-    start = (headers.get(settings.SSO_HEADER_START_DATE) or "").strip()
     return Identity(
         person_id=person_id,
         email=email,
-        name=name or email,
-        title=(headers.get(settings.SSO_HEADER_TITLE) or "").strip() or None,
-        department=(headers.get(settings.SSO_HEADER_DEPARTMENT) or "").strip() or None,
-        start_date=_parse_date(start),
+        name=_header(headers, settings.SSO_HEADER_NAME) or email,
+        title=_header(headers, settings.SSO_HEADER_TITLE) or None,
+        department=_header(headers, settings.SSO_HEADER_DEPARTMENT) or None,
+        start_date=_parse_date(_header(headers, settings.SSO_HEADER_START_DATE)),
     )
+
+
+def _header(headers, name: str) -> str:
+    """One SSO attribute: the first of several `;`-separated values (Shibboleth's multi-value form),
+    with UTF-8 restored (WSGI hands header bytes over as Latin-1)."""
+    value = headers.get(name) or ""
+    try:
+        value = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    return value.split(";", 1)[0].strip()
 
 
 @dataclass(frozen=True)
