@@ -73,13 +73,15 @@ def test_non_members_see_works_only(connected):
     assert {w.state for w in listing.works} == {"new"}
 
 
-def test_review_page_for_a_thousand_works_uses_as_many_statements_as_for_ten(connected, statements):
+def test_review_page_and_history_for_a_thousand_works_use_as_many_statements_as_for_ten(connected, statements):
     _, client = connected
     works = seed_works(10, orcid=ORCID)
     put_on_orcid(works[0])
     db.session.commit()
     with statements() as few:
         small = client.get("/orcid/review")
+    with statements() as few_home:
+        client.get("/orcid")
     assert small.status_code == 200, small.headers.get("Location")
     assert small.get_data(as_text=True).count('name="item"') == 11
 
@@ -90,10 +92,14 @@ def test_review_page_for_a_thousand_works_uses_as_many_statements_as_for_ten(con
     db.session.commit()
     with statements() as many:
         large = client.get("/orcid/review")
+    with statements() as many_home:
+        home = client.get("/orcid")
 
     assert large.get_data(as_text=True).count('name="item"') == 1001
     assert many.value == few.value
     assert many.value <= 15
+    assert ">1000<" in home.get_data(as_text=True)  # the history card counts them
+    assert many_home.value == few_home.value
 
 
 def test_an_ignored_item_still_on_orcid_says_so_and_stays_unchecked(connected):
