@@ -142,7 +142,11 @@ def test_connect_stores_the_token_encrypted_records_the_orcid_and_tells_the_team
     assert page.researcher.orcid in body and "/activities/update" in body
     assert issued.access_token not in body and issued.refresh_token not in body
 
-    home = page.get().get_data(as_text=True)
+    response = page.get()
+    home = response.get_data(as_text=True)
+    authorize = urlsplit(page.app.config["OAUTH_AUTHORIZATION_URL"])
+    policy = response.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {authorize.scheme}://{authorize.netloc}" in policy and not policy.endswith("https:")
     assert f"https://sandbox.orcid.org/{page.researcher.orcid}" in home
     assert 'aria-label="ORCID iD' in home and "img/orcid-id.svg" in home
     assert "Manage permissions" in home and "History" in home
