@@ -306,3 +306,14 @@ def test_start_tls_login_against_a_server_without_tls_is_a_directory_problem(mak
     response = sign_in(app.test_client(), "jdoe", PASSWORD)
     assert response.status_code == 503
     assert len(mailbox.messages) == 1
+
+
+def test_an_account_without_person_id_or_email_is_told_whom_to_contact(make_site):
+    app, _ = make_site()
+    client = app.test_client()
+    response = sign_in(client, "minimal", "minimal-pass")
+    assert response.status_code == 401
+    assert "no staff/student number or email address" in response.get_data(as_text=True)
+    assert "repository@example.edu" in response.get_data(as_text=True)
+    with client.session_transaction() as session:
+        assert "identity" not in session
