@@ -50,6 +50,7 @@ from ioi.services.metadata_store import (
     write_record,
     write_records,
 )
+from ioi.services.reports import TaskReport
 from ioi.taskframe import TaskContext
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ LANGUAGE = "dspace.metadata.language"
 MODIFIED = "dspace.date.modified"
 ITEM_ID = "dspace.internal.itemID"
 STATE_SOURCE, STATE_ID, STATE_FROM = "ioi", PROCESS, "ioi.harvest.from"
-COUNTERS = ("all", "new", "modified", "deleted", "unchanged", "skipped")
+COUNTERS = ("all", "new", "modified", "deleted", "skipped", "unchanged")  # the original's order
 BATCH_SIZE = 50
 WORKERS = 8
 MAX_CONSECUTIVE_FAILURES = 5
@@ -240,7 +241,7 @@ class Harvest:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def report(self):
+    def report(self) -> TaskReport:
         return self.ctx.report
 
     @property

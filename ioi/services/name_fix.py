@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["renamed", "failed", "no_authority_key"]
 AUTHORITY_KEY = "dspace.authority.key"
 ORCID_FIELD = "dc.identifier.orcid"
-REHARVEST_LIMIT = 100  # more affected items than this are left to the next harvest
+REHARVEST_LIMIT = 25  # more affected items than this are left to the next harvest (the admin waits)
 
 
 @dataclass
