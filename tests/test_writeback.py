@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import io
+import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import sqlalchemy as sa
-from test_harvest import ORCID, instance_dir, puts, repo, report, simulator, summary  # noqa: F401 - fixtures
+from test_harvest import ORCID, ROOT, instance_dir, puts, repo, report, simulator, summary  # noqa: F401 - fixtures
 
 from ioi.extensions import db
 from ioi.models import Metadata, Orcid, SourceData, UserSelection
@@ -212,3 +213,20 @@ def test_a_work_no_longer_in_the_repository_is_skipped_without_calling_dspace(re
     assert write_back(repo) == 0
     assert not [c for c in repo.sim.calls() if c.path.startswith(("/rest/handle", "/rest/items"))]
     assert "- 1 skipped items" in summary() and "not in the harvested repository" in report()
+
+
+def test_the_task_script_main_runs_the_write_back(repo, monkeypatch):
+    import ioi
+
+    seed(repo)
+    choose(selected=[WORK])
+    sys.path.insert(0, str(ROOT / "tasks"))
+    try:
+        import update_orcid_ids_in_dspace as script
+    finally:
+        sys.path.remove(str(ROOT / "tasks"))
+    monkeypatch.setattr(ioi, "create_app", lambda: repo.app)
+    db.session.commit()
+    assert script.main([]) == 0
+    db.session.rollback()
+    assert authors(repo)[1] == ("Babson, Jim", ORCID)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -132,7 +133,7 @@ class DSpaceClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
-        self.session.trust_env = False
+        use_environment(self.session, self.rest_url)
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> DSpaceClient:
@@ -364,6 +365,16 @@ class DSpaceClient:
             if secret:
                 text = text.replace(secret, "[redacted]")
         return text
+
+
+def use_environment(session: requests.Session, url: str) -> None:
+    """Apply the environment's proxy and CA bundle settings once, instead of looking them up on every call
+    (requests does that per request, which costs about a millisecond each)."""
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def _retry_after(value: str | None) -> float | None:

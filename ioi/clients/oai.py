@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 import requests
 from lxml import etree
 
+from ioi.clients.dspace import use_environment
+
 log = logging.getLogger(__name__)
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
@@ -117,7 +119,7 @@ class OaiClient:
         self._sleep = sleep
         self.session = session or requests.Session()
         self.session.headers.update({"User-Agent": user_agent, "Accept": "text/xml"})
-        self.session.trust_env = False
+        use_environment(self.session, self.base_url)
 
     def close(self) -> None:
         self.session.close()
