@@ -111,3 +111,22 @@ def test_an_ignored_item_still_on_orcid_says_so_and_stays_unchecked(connected):
     [item] = review.build_review(PERSON_ID, "Jane Q. Doe", ORCID, member=True).works
 
     assert (item.state, item.checked, item.state_label) == ("removing", False, "Ignored, still on ORCID")
+
+
+def test_a_selected_item_is_waiting_until_a_nightly_run_has_tried_it_then_failed(connected):
+    from datetime import timedelta
+
+    from ioi.models import Message
+
+    works = seed_works(2)
+    record_choices(ORCID, "work", works, [], NOW)
+    db.session.add(Message(process="syncWorksToORCID", type="summary", message="-", timestamp=NOW - timedelta(hours=1)))
+    db.session.commit()
+    listing = review.build_review(PERSON_ID, "Jane Q. Doe", ORCID, member=True)
+    assert {w.state for w in listing.works} == {"waiting"}
+
+    db.session.add(Message(process="syncWorksToORCID", type="summary", message="-", timestamp=NOW + timedelta(hours=1)))
+    db.session.commit()
+    listing = review.build_review(PERSON_ID, "Jane Q. Doe", ORCID, member=True)
+    assert {w.state for w in listing.works} == {"failed"}
+    assert {a.state for a in listing.affiliations} == {"new"}  # the affiliation task has not run

@@ -3,8 +3,9 @@
 Works come from the harvested repository metadata (matched by the person's ORCID iD on an author
 value and by their name in `Surname, Given` form); affiliations are the person's positions that
 carry a job title. Each item shows why it is listed and its state, computed from `putCodes` (on
-ORCID) and `userSelections` (selected / ignored). A fixed number of SQL statements, however many
-works match.
+ORCID) and `userSelections` (selected / ignored): a selected item not on ORCID is `waiting` until
+the nightly sync task has run since it was chosen, and `failed` after that (the task keeps
+retrying). A fixed number of SQL statements, however many works match.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ioi.clients.orcid import OrcidClient
 from ioi.config import Settings
 from ioi.extensions import db
-from ioi.models import PutCode
+from ioi.models import Message, PutCode, UserSelection
 from ioi.services import works as works_service
 from ioi.services.orcid_sync import CategoryOutcome, sync_choices
 from ioi.services.people import affiliation_id, affiliation_type, read_person, sortable_name, student_titles
-from ioi.services.selections import ChoiceChanges, live_choices, record_choices
+from ioi.services.selections import ChoiceChanges, record_choices
 from ioi.services.tokens import TokenInfo
 
 State = Literal["new", "on_orcid", "ignored", "removing", "waiting", "failed", "selected"]
@@ -31,6 +32,9 @@ AFFILIATION_TYPES = ("employment", "education")
 # Items added to or removed from ORCID during one submit; ORCID takes one item per call, so a
 # first submit with hundreds of works would outlast the request. The rest wait for the nightly task.
 PAGE_PUSH_LIMIT = 40
+# The nightly tasks that retry what the page could not send, by item type (their `messages` process).
+SYNC_PROCESSES = {"work": "syncWorksToORCID", "employment": "syncAffiliationsToORCID"}
+SYNC_PROCESSES["education"] = SYNC_PROCESSES["employment"]
 STATE_LABELS = {
     "new": "New",
     "on_orcid": "On ORCID",
@@ -117,17 +121,20 @@ def build_review(
 ) -> Review:
     """The works and affiliations of one person, each with its state.
 
-    `failed` holds localSourceRecordIDs whose last push to ORCID failed. Without an `orcid`
-    nothing has been chosen or pushed yet, so every item is new. Non-members get works only.
+    `failed` holds localSourceRecordIDs whose push failed in this request; selected items the
+    nightly task has had a chance to send since they were chosen count as failed too. Without an
+    `orcid` nothing has been chosen or pushed yet, so every item is new. Non-members get works only.
     """
     person = read_person(person_id)
     name = person.name if person is not None and person.name else sortable_name(display_name)
     review = Review(name=name, orcid=orcid, member=member)
-    failed = set(failed)
+    failed = set(failed)  # this request's push failed for these
 
     found = works_service.find_works(orcid=orcid, name=name or None)
     on_orcid = _live_put_codes(orcid) if orcid and member else set()
-    choices = live_choices(orcid, "work") if orcid else {}
+    choices = _live_choices(orcid) if orcid else {}
+    if member and orcid:
+        failed |= _tried_since(choices, _last_sync_runs())
     for work in found:
         local_id = work.local_source_record_id
         review.works.append(
@@ -141,7 +148,7 @@ def build_review(
                 url=work.uri,
                 matched_by_orcid="orcid" in work.matched_by,
                 matched_by_name="name" in work.matched_by,
-                state=_state(("work", local_id), choices.get(local_id), on_orcid, local_id in failed, member),
+                state=_state(("work", local_id), choices.get(("work", local_id)), on_orcid, local_id in failed, member),
                 on_orcid=("work", local_id) in on_orcid,
             )
         )
@@ -149,7 +156,6 @@ def build_review(
         return review
 
     students = student_titles()
-    affiliation_choices = {kind: live_choices(orcid, kind) if orcid else {} for kind in AFFILIATION_TYPES}
     for position in person.positions:
         if not position.title:
             continue
@@ -163,9 +169,7 @@ def build_review(
                 department=position.org.department_name if position.org else "",
                 start_date=position.start_date or "",
                 end_date=position.end_date or "",
-                state=_state(
-                    (kind, local_id), affiliation_choices[kind].get(local_id), on_orcid, local_id in failed, member
-                ),
+                state=_state((kind, local_id), choices.get((kind, local_id)), on_orcid, local_id in failed, member),
                 on_orcid=(kind, local_id) in on_orcid,
             )
         )
@@ -304,6 +308,42 @@ def _sum(counts: dict[str, CategoryOutcome], kinds: Iterable[str]) -> CategoryOu
     return total
 
 
+@dataclass(frozen=True)
+class _Choice:
+    selected: datetime | None
+    ignored: datetime | None
+
+
+def _live_choices(orcid: str) -> dict[tuple[str, str], _Choice]:
+    """(type, localSourceRecordID) → the live choice with its time, for every item type (one statement)."""
+    rows = db.session.execute(
+        select(UserSelection.type, UserSelection.localSourceRecordID, UserSelection.selected, UserSelection.ignored)
+        .where(UserSelection.orcid == orcid, UserSelection.deleted.is_(None))
+        .order_by(UserSelection.rowID)
+    )
+    return {(kind, local_id): _Choice(selected, ignored) for kind, local_id, selected, ignored in rows}
+
+
+def _last_sync_runs() -> dict[str, datetime]:
+    """When each nightly sync task last reported (one statement)."""
+    rows = db.session.execute(
+        select(Message.process, func.max(Message.timestamp))
+        .where(Message.process.in_(set(SYNC_PROCESSES.values())))
+        .group_by(Message.process)
+    )
+    return {process: when for process, when in rows if when is not None}
+
+
+def _tried_since(choices: dict[tuple[str, str], _Choice], runs: dict[str, datetime]) -> set[str]:
+    """Selected items that a nightly task run has had a chance to send since they were chosen."""
+    tried = set()
+    for (kind, local_id), choice in choices.items():
+        last = runs.get(SYNC_PROCESSES.get(kind, ""))
+        if choice.selected and last and choice.selected < last:
+            tried.add(local_id)
+    return tried
+
+
 def _live_put_codes(orcid: str) -> set[tuple[str, str]]:
     """(type, localSourceRecordID) of every item live on this ORCID record (one statement)."""
     rows = db.session.execute(
@@ -313,8 +353,10 @@ def _live_put_codes(orcid: str) -> set[tuple[str, str]]:
 
 
 def _state(
-    key: tuple[str, str], choice: str | None, on_orcid: set[tuple[str, str]], failed: bool, member: bool
+    key: tuple[str, str], found: _Choice | None, on_orcid: set[tuple[str, str]], failed: bool, member: bool
 ) -> State:
+    """A selected item not on ORCID is `failed` when `failed` says an attempt since the choice failed."""
+    choice = None if found is None else "selected" if found.selected else "ignored"
     if choice == "ignored":
         return "removing" if key in on_orcid else "ignored"
     if not member:
