@@ -172,11 +172,23 @@ def test_dry_run_writes_nothing_anywhere(repo):
 
 
 def test_a_lost_session_is_renewed_and_the_item_read_again(repo):
+    from ioi.clients.dspace import DSpaceClient
+
     seed(repo)
     choose(selected=[WORK])
-    client = repo.client()
-    client.login()
-    repo.sim.invalidate_sessions()  # the next read is anonymous: provenance hidden
+
+    class ForgottenClient(DSpaceClient):
+        """DSpace restarts just before the first read: that read is anonymous (provenance hidden)."""
+
+        forgotten = False
+
+        def get_item_by_handle(self, handle):
+            if not self.forgotten:
+                self.forgotten = True
+                repo.sim.invalidate_sessions()
+            return super().get_item_by_handle(handle)
+
+    client = ForgottenClient(repo.url + "/rest", "admin@example.edu", "admin", repo.version, backoff=0.01)
     work = partial(update_orcid_ids_in_dspace, client=client)
     assert repo.run_task(dspace_writeback.PROCESS, work, [], ()) == 0
     assert [c.status for c in puts(repo.sim) if c.method == "PUT"] == [401, 200]
@@ -229,4 +241,17 @@ def test_the_task_script_main_runs_the_write_back(repo, monkeypatch):
     db.session.commit()
     assert script.main([]) == 0
     db.session.rollback()
+    assert authors(repo)[1] == ("Babson, Jim", ORCID)
+
+
+def test_a_refused_login_is_reported_and_the_choices_kept_for_the_next_run(repo):
+    from ioi.clients.dspace import DSpaceClient
+
+    seed(repo)
+    choose(selected=[WORK])
+    client = DSpaceClient(repo.url + "/rest", "admin@example.edu", "wrong", repo.version, backoff=0.01)
+    work = partial(update_orcid_ids_in_dspace, client=client)
+    assert repo.run_task(dspace_writeback.PROCESS, work, [], ()) == 1
+    assert "login refused" in report() and "wrong" not in report()
+    assert write_back(repo) == 0
     assert authors(repo)[1] == ("Babson, Jim", ORCID)

@@ -170,7 +170,8 @@ def update_item(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _since(ctx: TaskContext) -> datetime | None:
+def _since() -> datetime | None:
+    """Where this run's choices start: the recorded point, else the last run (a database from the PHP IOI)."""
     values = read_record(STATE_SOURCE, STATE_ID).get(STATE_SINCE)
     if values:
         return datetime.fromisoformat(values[0].value)
@@ -186,7 +187,7 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
     if settings.DSPACE_VERSION not in ("5", "6"):
         report.error(f"writing to DSpace {settings.DSPACE_VERSION} is not supported yet (DSpace 5 and 6 are)")
         return
-    since = _since(ctx)
+    since = _since()
     work = [(when, orcid, local_id, True) for orcid, local_id, when in choices_since("work", "selected", since)]
     work += [(when, orcid, local_id, False) for orcid, local_id, when in choices_since("work", "ignored", since)]
     work.sort(key=lambda w: w[0])
@@ -195,6 +196,12 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
     failed_at: list[datetime] = []
     in_a_row = 0
     try:
+        if work:
+            try:
+                client.login()
+            except DSpaceError as exc:
+                report.error(f"DSpace: {exc}; the next run retries these choices")
+                return
         for done, (when, orcid, local_id, add) in enumerate(work, start=1):
             report.count("marked as new" if add else "marked as ignored")
             handle = local_id.removeprefix(WORK_PREFIX)
