@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -138,7 +139,9 @@ def task_lock(app: Flask, process: str) -> Iterator[None]:
         return
     lock_dir = Path(app.instance_path)
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{process}.lock", "w") as handle:
+    # One lock per database and task: the demo and a test run on other databases never block each other.
+    database = hashlib.sha256(str(engine.url).encode()).hexdigest()[:12]
+    with open(lock_dir / f"{process}-{database}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

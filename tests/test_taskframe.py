@@ -112,3 +112,17 @@ def test_locks_are_per_task(app):
     with task_lock(app, "harvestRepository"):
         assert run_task("syncWorksToORCID", "Sync", called.append, [], app=app, out=io.StringIO()) == 0
     assert len(called) == 1
+
+
+def test_sqlite_locks_are_per_database(app, tmp_path):
+    from conftest import make_app
+
+    from flask_migrate import upgrade
+
+    other = make_app(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    with other.app_context():
+        upgrade()
+    called = []
+    with task_lock(app, "harvestRepository"):
+        assert run_task("harvestRepository", "Harvest", called.append, [], app=other, out=io.StringIO()) == 0
+    assert len(called) == 1
