@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, abort, send_from_directory
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ioi.config import PROJECT_ROOT, Settings, load_settings
 from ioi.extensions import csrf, db, migrate
@@ -46,6 +47,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(overrides)
     app.extensions["ioi.settings"] = settings
 
+    if settings.IOI_PROXY_COUNT:
+        n = settings.IOI_PROXY_COUNT
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)

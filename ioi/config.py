@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # Demo mode: the embedded SQLite database, generated secret, demo login.
     IOI_DEMO: bool = False
     SECRET_KEY: str | None = None
+    # How many reverse proxies stand in front of IOI (their X-Forwarded-* headers are trusted).
+    IOI_PROXY_COUNT: int = 0
 
     # Institution
     INSTITUTION_ABBREVIATION: str = "IOI"
@@ -268,6 +270,13 @@ class Settings(BaseSettings):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("IOI_PROXY_COUNT")
+    @classmethod
+    def _proxies(cls, value: int) -> int:
+        if not 0 <= value <= 5:
+            raise ValueError("must be the number of reverse proxies in front of IOI, 0 to 5")
         return value
 
     @field_validator("SMTP_PORT")

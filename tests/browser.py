@@ -52,11 +52,14 @@ def browser_or_skip(width: int = 1280, height: int = 900):
 
 
 def screenshot(driver, name: str, full_page: bool = True) -> Path:
-    """Save a PNG of the current page as tests/artifacts/{name}.png and return its path."""
+    """Save a PNG of the current page (the whole page by default) as tests/artifacts/{name}.png."""
+    import base64
+
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     if full_page:
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(driver.get_window_size()["width"], max(height, 600))
-    driver.save_screenshot(str(path))
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        path.write_bytes(base64.b64decode(shot["data"]))
+    else:
+        driver.save_screenshot(str(path))
     return path

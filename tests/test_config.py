@@ -168,3 +168,13 @@ def test_ioi_env_file_names_another_settings_file(monkeypatch, tmp_path):
     env_file.write_text("SECRET_KEY=from-the-named-file-123\nINSTITUTION_ABBREVIATION=SITE\n")
     monkeypatch.setenv("IOI_ENV_FILE", str(env_file))
     assert load_settings().INSTITUTION_ABBREVIATION == "SITE"
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):
+    from flask import request
+
+    for count, expected in ((0, "127.0.0.1"), (1, "203.0.113.9")):
+        app = create_app({**BASE, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "IOI_PROXY_COUNT": count})
+        app.add_url_rule("/whoami", "whoami", lambda: request.remote_addr)
+        response = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert response.text == expected
