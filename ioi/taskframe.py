@@ -99,8 +99,17 @@ def parse_arguments(argv: list[str], process: str, description: str, options: tu
     return parser.parse_args(translated)
 
 
+# The PHP IOI's process names (kept in `messages`) and the port's script names.
+TASK_SCRIPTS = {
+    "harvestRepository": "harvest_repository",
+    "syncWorksToORCID": "sync_works_to_orcid",
+    "updateORCIDiDsInDSpace": "update_orcid_ids_in_dspace",
+    "syncAffiliationsToORCID": "sync_affiliations_to_orcid",
+}
+
+
 def _script_name(process: str) -> str:
-    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", process).lower()
+    return TASK_SCRIPTS.get(process, process)
 
 
 def _date(value: str) -> date:

@@ -116,7 +116,6 @@ def test_locks_are_per_task(app):
 
 def test_sqlite_locks_are_per_database(app, tmp_path):
     from conftest import make_app
-
     from flask_migrate import upgrade
 
     other = make_app(f"sqlite:///{tmp_path / 'other.sqlite'}")
@@ -126,3 +125,15 @@ def test_sqlite_locks_are_per_database(app, tmp_path):
     with task_lock(app, "harvestRepository"):
         assert run_task("harvestRepository", "Harvest", called.append, [], app=other, out=io.StringIO()) == 0
     assert len(called) == 1
+
+
+@pytest.mark.parametrize("process", ["harvestRepository", "updateORCIDiDsInDSpace", "syncAffiliationsToORCID"])
+def test_help_names_the_real_script(process, capsys):
+    from ioi.config import PROJECT_ROOT
+    from ioi.taskframe import TASK_SCRIPTS
+
+    with pytest.raises(SystemExit):
+        parse_arguments(["--help"], process, "", OPTIONS)
+    script = f"tasks/{TASK_SCRIPTS[process]}.py"
+    assert f"python {script}" in capsys.readouterr().out
+    assert (PROJECT_ROOT / script).exists()
