@@ -280,8 +280,8 @@ def _match_queries(by_orcid: bool, by_name: bool) -> list[Select]:
 def _person_statement() -> Select:
     """One round trip for a person: their local name and id rows, then their live `orcids` rows.
 
-    Rows are (field, value, order); the orcids rows come as `orcids.orcid` and `orcids.name`
-    with their rowID as order, so the newest live row can be picked.
+    Rows are (field, value, rank): local fields ranked by place, the orcids rows as `orcids.orcid`
+    and `orcids.name` ranked by rowID, so the newest live one can be picked.
     """
     meta, orcids = Metadata.__table__, Orcid.__table__
     local = select(meta.c.field, meta.c.value, meta.c.place.label("rank")).where(
@@ -306,9 +306,9 @@ def find_person(person_id: str) -> Person | None:
     params = {"id_in_source": f"person_{person_id}", "person_id": int(person_id) if numeric else -1}
     found: dict[str, tuple[int, str]] = {}
     for field_name, value, rank in db.session.connection().execute(_PERSON, params):
-        newest = field_name.startswith("orcids.")  # the newest orcids row, the first place of a field
         best = found.get(field_name)
-        if best is None or (rank > best[0] if newest else rank < best[0]):
+        newest_wins = field_name.startswith("orcids.")  # else the first place wins
+        if best is None or (rank > best[0] if newest_wins else rank < best[0]):
             found[field_name] = (rank, value)
     if not found:
         return None
