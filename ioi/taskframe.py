@@ -78,6 +78,13 @@ class TaskContext:
         """Record a change a dry run would have made."""
         self.report.log(f"DRY RUN: would {line}")
 
+    def note(self, would: str, done: str) -> None:
+        """Log a change: what a dry run would do, or what was done."""
+        if self.dry_run:
+            self.would(would)
+        else:
+            self.report.log(done)
+
 
 def parse_arguments(argv: list[str], process: str, description: str, options: tuple[str, ...]) -> argparse.Namespace:
     """Parse task arguments, accepting the PHP IOI's `name=value` forms too; exits 2 on bad input."""

@@ -182,10 +182,10 @@ def _push(
     label = f"{kind} {position.title!r} ({local_id})"
     if result.status in ("added", "adopted"):
         report.count(NEW)
-        _note(ctx, f"add {label} to {orcid}", f"{orcid}: added {label}, put-code {result.put_code}")
+        ctx.note(f"add {label} to {orcid}", f"{orcid}: added {label}, put-code {result.put_code}")
     elif result.status == "updated":
         report.count(UPDATED)
-        _note(ctx, f"update {label} on {orcid}", f"{orcid}: updated {label}, put-code {result.put_code}")
+        ctx.note(f"update {label} on {orcid}", f"{orcid}: updated {label}, put-code {result.put_code}")
     elif result.status in ("unchanged", "duplicate"):
         report.count(UNCHANGED)
     elif result.status == "token_invalid":
@@ -200,7 +200,7 @@ def _remove(ctx: TaskContext, writer: OrcidWriter, orcid: str, kind: str, local_
     result = writer.remove(kind, local_id)
     if result.status == "deleted":
         ctx.report.count(REMOVED)
-        _note(ctx, f"delete {kind} {local_id} from {orcid}", f"{orcid}: deleted {kind} {local_id} (ignored)")
+        ctx.note(f"delete {kind} {local_id} from {orcid}", f"{orcid}: deleted {kind} {local_id} (ignored)")
     elif result.status == "failed":
         ctx.report.error(f"{orcid} {local_id}: ORCID refused the removal: {result.message}")
 
@@ -209,17 +209,9 @@ def _move(ctx: TaskContext, writer: OrcidWriter, orcid: str, old_kind: str, loca
     """The title moved a position between employment and education: delete the old kind's item."""
     result = writer.remove(old_kind, local_id)
     if result.status == "deleted":
-        _note(
-            ctx,
+        ctx.note(
             f"delete {old_kind} {local_id} from {orcid}",
             f"{orcid}: deleted {old_kind} {local_id} (now other kind)",
         )
     elif result.status == "failed":
         ctx.report.error(f"{orcid} {local_id}: ORCID refused the removal of the {old_kind}: {result.message}")
-
-
-def _note(ctx: TaskContext, would: str, done: str) -> None:
-    if ctx.dry_run:
-        ctx.would(would)
-    else:
-        ctx.report.log(done)

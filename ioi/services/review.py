@@ -46,8 +46,22 @@ STATE_LABELS = {
 }
 
 
+class _Choosable:
+    """What a review row shows about the researcher's choice."""
+
+    state: State
+
+    @property
+    def checked(self) -> bool:
+        return self.state not in ("ignored", "removing")
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+
 @dataclass(frozen=True)
-class ReviewWork:
+class ReviewWork(_Choosable):
     local_id: str  # repository_{handle}
     handle: str
     title: str
@@ -60,17 +74,9 @@ class ReviewWork:
     state: State
     on_orcid: bool
 
-    @property
-    def checked(self) -> bool:
-        return self.state not in ("ignored", "removing")
-
-    @property
-    def state_label(self) -> str:
-        return STATE_LABELS[self.state]
-
 
 @dataclass(frozen=True)
-class ReviewAffiliation:
+class ReviewAffiliation(_Choosable):
     local_id: str  # local_person_{personID}_{relationID}
     type: str  # employment or education
     title: str
@@ -79,14 +85,6 @@ class ReviewAffiliation:
     end_date: str
     state: State
     on_orcid: bool
-
-    @property
-    def checked(self) -> bool:
-        return self.state not in ("ignored", "removing")
-
-    @property
-    def state_label(self) -> str:
-        return STATE_LABELS[self.state]
 
 
 @dataclass

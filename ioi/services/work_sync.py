@@ -291,10 +291,10 @@ def _push(
     result = writer.push(WORK, local_id, document)
     if result.status in ("added", "adopted"):
         report.count(NEW)
-        _note(ctx, f"add {handle} to {orcid}", f"{orcid} {handle}: added, put-code {result.put_code}")
+        ctx.note(f"add {handle} to {orcid}", f"{orcid} {handle}: added, put-code {result.put_code}")
     elif result.status == "updated":
         report.count(MODIFIED)
-        _note(ctx, f"update {handle} on {orcid}", f"{orcid} {handle}: updated, put-code {result.put_code}")
+        ctx.note(f"update {handle} on {orcid}", f"{orcid} {handle}: updated, put-code {result.put_code}")
     elif result.status == "unchanged":
         report.count(IDENTICAL)
     elif result.status == "duplicate":
@@ -312,15 +312,8 @@ def _remove(ctx: TaskContext, writer: OrcidWriter, orcid: str, handle: str, loca
     result = writer.remove(WORK, local_id)
     if result.status == "deleted":
         ctx.report.count(REMOVED)
-        _note(ctx, f"delete {handle} from {orcid}", f"{orcid} {handle}: deleted from ORCID (ignored by the researcher)")
+        ctx.note(f"delete {handle} from {orcid}", f"{orcid} {handle}: deleted from ORCID (ignored by the researcher)")
     elif result.status == "token_invalid":
         ctx.report.log(f"{orcid}: {result.message}")
     elif result.status == "failed":
         ctx.report.error(f"{orcid} {handle}: ORCID refused the removal: {result.message}")
-
-
-def _note(ctx: TaskContext, would: str, done: str) -> None:
-    if ctx.dry_run:
-        ctx.would(would)
-    else:
-        ctx.report.log(done)
