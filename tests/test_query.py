@@ -18,7 +18,7 @@ from test_query_works import JANE, T0, add_person, add_works, author, item
 from ioi.extensions import db
 from ioi.models import Orcid
 from ioi.query import example_curl, views
-from ioi.query.formats import bibtex, safe_cell
+from ioi.query.formats import bibtex, csv_lines, csv_text, safe_cell
 from ioi.services.metadata_store import write_record, write_records
 from ioi.services.works import Work
 
@@ -527,3 +527,9 @@ def test_a_request_costs_the_same_statements_for_1_or_200_works(api, app, respon
     many = count_statements(fetch)
     assert sizes == [1, 200]
     assert few == many == 2  # the person with their ORCID iD, then their works
+
+
+def test_streamed_and_whole_csv_are_the_same_document():
+    rows = [{"A": "=1", "B": 'x,"y"\nz'}, {"A": "", "B": "ü"}]
+    assert "".join(csv_lines(["A", "B"], rows)) == csv_text(["A", "B"], rows) == 'A,B\r\n\'=1,"x,""y""\nz"\r\n,ü\r\n'
+    assert "".join(csv_lines(["A"], [])) == csv_text(["A"], []) == "A\r\n"

@@ -130,10 +130,19 @@ def csv_lines(columns: Sequence[str], rows: Iterable[dict[str, str]]) -> Iterato
         yield buffer.getvalue()
 
 
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, str]]) -> str:
+    """A whole CSV document: the header, then the rows (RFC 4180 quoting, CRLF), cells neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows([safe_cell(row[c]) for c in columns] for row in rows)
+    return buffer.getvalue()
+
+
 def csv_response(columns: Sequence[str], rows: Iterable[dict[str, str]], filename: str) -> Response:
     """A whole CSV document, UTF-8, offered as a download."""
     return Response(
-        "".join(csv_lines(columns, rows)),
+        csv_text(columns, rows),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": _attachment(filename), **NO_STORE},
     )
