@@ -1,9 +1,9 @@
 """Who may call the query API: an API key (QUERY_API_KEYS), optionally from allowed addresses (QUERY_ALLOWED_IPS).
 
 The client address is `request.remote_addr`. Behind a reverse proxy that is the proxy's address:
-the deployer must then wrap the app in werkzeug's ProxyFix with the number of trusted proxies,
-so that remote_addr becomes the real client. X-Forwarded-For is never read here, since any
-client can send it.
+the deployer must then set IOI_PROXY_COUNT to the number of trusted proxies (create_app applies
+werkzeug's ProxyFix), so that remote_addr becomes the real client. X-Forwarded-For is never read
+here, since any client can send it.
 """
 
 from __future__ import annotations
