@@ -533,3 +533,16 @@ def test_streamed_and_whole_csv_are_the_same_document():
     rows = [{"A": "=1", "B": 'x,"y"\nz'}, {"A": "", "B": "ü"}]
     assert "".join(csv_lines(["A", "B"], rows)) == csv_text(["A", "B"], rows) == 'A,B\r\n\'=1,"x,""y""\nz"\r\n,ü\r\n'
     assert "".join(csv_lines(["A"], [])) == csv_text(["A"], []) == "A\r\n"
+
+
+def test_behind_a_trusted_proxy_the_allowlist_sees_the_forwarded_client(query_app, jane):
+    client = query_app(QUERY_API_KEYS=KEY, QUERY_ALLOWED_IPS="10.0.0.0/8", IOI_PROXY_COUNT=1).test_client()
+
+    def via_proxy(forwarded_for):
+        headers = {"X-Forwarded-For": forwarded_for, **AUTH}
+        environ = {"REMOTE_ADDR": "127.0.0.1"}
+        return client.get("/query?tuid=123456&request=orcid", headers=headers, environ_overrides=environ)
+
+    assert via_proxy("10.1.2.3").status_code == 200
+    assert via_proxy("192.0.2.7").status_code == 403
+    assert via_proxy("10.1.2.3, 192.0.2.7").status_code == 403  # only the hop the proxy added is trusted
