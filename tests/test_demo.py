@@ -56,6 +56,12 @@ def test_demo_command_starts_everything_serves_the_pages_and_stops_cleanly(tmp_p
             f"{dspace_url}/oai/request", params={"verb": "ListIdentifiers", "metadataPrefix": "xoai"}, timeout=5
         )
         assert 'completeListSize="300"' in oai.text and "oai:repository.demo.example.edu:10754/" in oai.text
+        # the printed curl line works: the startup harvest has put the professor's works in IOI
+        curl = re.search(r"query API: (curl .*)$", banner, re.MULTILINE).group(1)
+        key = re.search(r"Bearer ([^']+)'", curl).group(1)
+        url = re.search(r"'(http[^']+)'$", curl).group(1)
+        works = requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert works.status_code == 200 and len(works.json()) > 0 and works.json()[0]["Title"]
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)

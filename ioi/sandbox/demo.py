@@ -20,6 +20,7 @@ from flask_migrate import upgrade
 
 from ioi import create_app
 from ioi.config import PROJECT_ROOT
+from ioi.query import example_curl
 from ioi.sandbox.demo_data import demo_people, seed_institution
 from ioi.sandbox.dspace import DSpaceSimulator
 from ioi.sandbox.orcid import OrcidSimulator
@@ -158,8 +159,7 @@ def _print_banner(app_url, orcid_url, dspace_url, people, tasks, env_file) -> No
         f"  researchers sign in with the demo login, e.g. {researcher.display_name} ({researcher.title}) or "
         f"{student.display_name} ({student.title}); admin: {people[0].display_name}",
         f"  local ORCID: {orcid_url}   local DSpace: {dspace_url}/rest  {dspace_url}/oai/request",
-        f"  query API: curl -H 'X-API-Key: {QUERY_KEY}' "
-        f"'{app_url}/query?demoid={researcher.person_id}&request=works&response=json'",
+        f"  query API: {example_curl(app_url, QUERY_KEY, 'DEMO', researcher.person_id)}",
         f"  cron tasks every minute: {', '.join(tasks) or 'none yet'}; by hand: "
         f"IOI_ENV_FILE={env_file} .venv/bin/python tasks/<task>.py",
         "Press Ctrl-C to stop.",
