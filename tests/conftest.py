@@ -71,6 +71,41 @@ def create_scratch_database(prefix: str = "ioi_test") -> tuple[str, str]:
     return name, server_database_url(name)
 
 
+LEGACY_DUMP = SHARED / "legacy" / "ioi-2019.sql"
+
+
+def load_sql_file(url: str, sql: str) -> None:
+    """Run a whole SQL script (many statements) on a MariaDB database."""
+    import pymysql
+
+    parsed = sa.make_url(url)
+    conn = pymysql.connect(
+        host=parsed.host,
+        port=parsed.port or 3306,
+        user=parsed.username,
+        password=parsed.password or "",
+        database=parsed.database,
+        charset="utf8mb4",
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            while cursor.nextset():
+                pass
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def load_legacy_dump(url: str) -> None:
+    """Load the PHP IOI's 2019 dump into the (scratch) database at `url`, not into `ioi`."""
+    import re
+
+    dump = re.sub(r"^(CREATE DATABASE|USE) .*$", "", LEGACY_DUMP.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    load_sql_file(url, dump)
+
+
 def drop_scratch_database(name: str) -> None:
     engine = sa.create_engine(sa.make_url(SERVER_URL).set(database=""))
     with engine.begin() as conn:

@@ -10,18 +10,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from datetime import datetime
 
-import pymysql
 import pytest
 import sqlalchemy as sa
-from conftest import SERVER_URL, SHARED, create_scratch_database, drop_scratch_database, make_app
+from conftest import (
+    LEGACY_DUMP,
+    SERVER_URL,
+    create_scratch_database,
+    drop_scratch_database,
+    load_legacy_dump,
+    make_app,
+)
 from flask_migrate import upgrade
 
 from ioi.extensions import db
 
-LEGACY_DUMP = SHARED / "legacy" / "ioi-2019.sql"
 KEY = "legacy-query-key-0123456789"
 AUTH = {"X-API-Key": KEY}
 JANE = "0000-0002-1825-0097"
@@ -164,32 +168,9 @@ def legacy_database():
     if not LEGACY_DUMP.exists():
         pytest.skip("../shared/legacy/ioi-2019.sql not available")
     name, url = create_scratch_database("ioi_query_legacy")
-    dump = re.sub(r"^(CREATE DATABASE|USE) .*$", "", LEGACY_DUMP.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    load_sql_file(url, dump)
+    load_legacy_dump(url)
     yield url
     drop_scratch_database(name)
-
-
-def load_sql_file(url: str, sql: str) -> None:
-    """Run a whole SQL dump (many statements) on a MariaDB database."""
-    parsed = sa.make_url(url)
-    conn = pymysql.connect(
-        host=parsed.host,
-        port=parsed.port or 3306,
-        user=parsed.username,
-        password=parsed.password or "",
-        database=parsed.database,
-        charset="utf8mb4",
-        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-            while cursor.nextset():
-                pass
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def test_the_php_ioi_database_is_answered_before_and_after_the_upgrade(legacy_database):

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime
 from pathlib import Path
 
-import pymysql
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import SERVER_URL, SHARED, create_scratch_database, drop_scratch_database, make_app
+from conftest import (
+    LEGACY_DUMP,
+    SERVER_URL,
+    create_scratch_database,
+    drop_scratch_database,
+    load_legacy_dump,
+    load_sql_file,
+    make_app,
+)
 from flask_migrate import upgrade
 
 from ioi import MIGRATIONS, default_data
@@ -34,7 +40,6 @@ from ioi.models import (
 )
 
 PROJECT = Path(__file__).resolve().parent.parent
-LEGACY_DUMP = SHARED / "legacy" / "ioi-2019.sql"
 WHEN = datetime(2024, 2, 29, 13, 45, 7)
 ORCID = "0000-0002-1825-0097"
 needs_mariadb = pytest.mark.skipif(not SERVER_URL, reason="IOI_TEST_DATABASE_URL (MariaDB) not set")
@@ -149,27 +154,6 @@ def test_ioi_sql_defaults_match_the_package_defaults():
 # --- MariaDB: the project's ioi.sql and the PHP IOI's own dump ---------------------------------
 
 
-def load_sql_file(url: str, sql: str) -> None:
-    parsed = sa.make_url(url)
-    conn = pymysql.connect(
-        host=parsed.host,
-        port=parsed.port or 3306,
-        user=parsed.username,
-        password=parsed.password or "",
-        database=parsed.database,
-        charset="utf8mb4",
-        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-            while cursor.nextset():
-                pass
-        conn.commit()
-    finally:
-        conn.close()
-
-
 def table_checksums(engine) -> dict[str, str]:
     sums = {}
     with engine.connect() as conn:
@@ -213,9 +197,7 @@ def test_ioi_sql_creates_exactly_the_models_schema(scratch_mariadb):
 @needs_mariadb
 @pytest.mark.skipif(not LEGACY_DUMP.exists(), reason="../shared/legacy/ioi-2019.sql not available")
 def test_legacy_2019_database_upgrades_unchanged_and_works_through_the_models(scratch_mariadb):
-    dump = LEGACY_DUMP.read_text(encoding="utf-8")
-    dump = re.sub(r"^(CREATE DATABASE|USE) .*$", "", dump, flags=re.MULTILINE)  # load into the scratch db
-    load_sql_file(scratch_mariadb, dump)
+    load_legacy_dump(scratch_mariadb)
     engine = sa.create_engine(scratch_mariadb)
     before = table_checksums(engine)
     legacy_templates = dict(engine.connect().execute(sa.text("SELECT label, template FROM emailTemplates")).all())
