@@ -161,3 +161,13 @@ def test_people_needing_reconsent_are_those_refused_without_a_newer_token(app):
     db.session.commit()
     found = tokens.people_needing_reconsent(NOW)
     assert [(p.orcid, p.reason) for p in found] == [(refused, "invalid_token")]
+
+
+def test_a_person_who_disconnected_after_a_refusal_is_not_asked_to_reconsent(app):
+    settings = settings_of(app)
+    tokens.store_token(settings, response(access="first", orcid=ORCID), NOW - timedelta(days=3))
+    tokens.retire_tokens(settings, ORCID, "invalid_token", NOW - timedelta(days=2))
+    tokens.store_token(settings, response(access="second", orcid=ORCID), NOW - timedelta(days=1))
+    tokens.retire_tokens(settings, ORCID, "disconnected", NOW)
+    db.session.commit()
+    assert tokens.people_needing_reconsent(NOW) == []

@@ -7,7 +7,7 @@ email address. Each is in one group (see services.groups) and at most one invita
 - `followup`: no ORCID iD, sent an invitation before;
 - `noPermissions`: ORCID iD known, no live token, and none retired as invalid;
 - `reconsent`: ORCID iD known, no live token, and the newest retired token was retired as invalid
-  (`tokens.deletedReason` is one of INVALID_REASONS: what ORCID answered when refusing it).
+  (`tokens.deletedReason` is one of `tokens.INVALID_REASONS`: what ORCID answered when refusing it).
 
 A sent invitation is recorded in the metadata store as `ioi.email.sent` (value: the date) under the
 recipient's address (source `ioi`), with a child `ioi.email.type`. A batch holds the unique
@@ -35,7 +35,8 @@ from sqlalchemy.orm import aliased
 from ioi.config import Settings
 from ioi.extensions import db
 from ioi.mail import MailError, build_message, send
-from ioi.models import EmailBatch, EmailTemplate, Metadata, Orcid, Token
+from ioi.models import EmailBatch, EmailTemplate, Metadata, Orcid
+from ioi.services import tokens
 from ioi.services.groups import group_labels, group_of, load_groups, person_titles
 from ioi.services.metadata_store import Value, read_record, write_record
 from ioi.services.people import name_parts
@@ -46,7 +47,6 @@ SOURCE = "ioi"
 SENT_FIELD = "ioi.email.sent"
 TYPE_FIELD = "ioi.email.type"
 LOCK = "send"
-INVALID_REASONS = ("invalid_token", "invalid_scope", "insufficient_scope")
 INVITE_TYPES = ("initial", "followup", "noPermissions", "reconsent")
 TEMPLATE_LABELS = ("membership", *INVITE_TYPES)
 HOW_CHOSEN = {
@@ -145,18 +145,8 @@ def sent_invitations() -> dict[str, list[tuple[str, str]]]:
 
 def _token_states(now: datetime) -> tuple[set[str], set[str]]:
     """(ORCID iDs with a live token, ORCID iDs whose newest retired token was retired as invalid)."""
-    live = set(
-        db.session.execute(
-            select(Token.orcid).where(Token.deleted.is_(None), Token.expiration > now).distinct()
-        ).scalars()
-    )
-    newest: dict[str, str] = {}
-    rows = db.session.execute(
-        select(Token.orcid, Token.deletedReason).where(Token.deleted.is_not(None)).order_by(Token.deleted)
-    )
-    for orcid, reason in rows:
-        newest[orcid] = reason or ""
-    invalid = {orcid for orcid, reason in newest.items() if reason in INVALID_REASONS}
+    live = set(tokens.live_token_orcids(now))
+    invalid = {needed.orcid for needed in tokens.people_needing_reconsent(now)}
     return live, invalid
 
 

@@ -221,17 +221,20 @@ def encrypt_legacy_tokens(settings: Settings) -> int:
 
 
 def people_needing_reconsent(now: datetime | None = None) -> list[ReconsentNeeded]:
-    """People whose latest token was retired because ORCID refused it (invalid_token, invalid_scope,
-    insufficient_scope) and who have no live token since (unexpired at `now` when given), for the
-    admin's re-consent invitations; newest first."""
+    """People whose newest retired token was retired because ORCID refused it (invalid_token,
+    invalid_scope, insufficient_scope) and who have no live token (unexpired at `now` when given),
+    for the admin's re-consent invitations; newest first. A person who later disconnected on
+    purpose is not listed: only the newest retired token counts."""
     live = aliased(Token)
     live_condition = and_(live.orcid == Token.orcid, live.deleted.is_(None))
     if now is not None:
         live_condition = and_(live_condition, live.expiration > now)
-    newest = select(Token.orcid, func.max(Token.deleted).label("retired")).where(
-        Token.deletedReason.in_(INVALID_REASONS), ~exists().where(live_condition)
+    newest = (
+        select(Token.orcid, func.max(Token.deleted).label("retired"))
+        .where(Token.deleted.is_not(None), ~exists().where(live_condition))
+        .group_by(Token.orcid)
+        .subquery()
     )
-    newest = newest.group_by(Token.orcid).subquery()
     query = (
         select(Token.orcid, Token.name, Token.deletedReason, Token.deleted)
         .join(newest, and_(newest.c.orcid == Token.orcid, newest.c.retired == Token.deleted))
