@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, send_from_directory
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -75,6 +76,14 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_shared_routes(app: Flask) -> None:
+    # Forms may lead only here and to ORCID's authorize page (the permissions form is answered by
+    # a redirect there, which `form-action` also governs). No inline scripts or styles anywhere.
+    authorize = urlsplit(settings_of(app).OAUTH_AUTHORIZATION_URL or "")
+    policy = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"frame-ancestors 'none'; form-action 'self' {authorize.scheme}://{authorize.netloc}"
+    )
+
     @app.get("/images/<path:filename>")
     def images(filename: str):
         """The institution's logo and other branding images from the top-level images/ folder."""
@@ -87,11 +96,7 @@ def _register_shared_routes(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self' https:",
-        )
+        response.headers.setdefault("Content-Security-Policy", policy)
         if app.config["SESSION_COOKIE_SECURE"]:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

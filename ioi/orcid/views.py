@@ -226,18 +226,6 @@ def review_page():
     return render_template("orcid/review.html", listing=listing, form=form, link=link)
 
 
-@bp.after_request
-def _content_security_policy(response):
-    """The app's policy, with forms allowed to lead only here and to ORCID's authorize page (the
-    permissions form is answered by a redirect there, which `form-action` also governs)."""
-    authorize = urlsplit(settings_of(current_app).OAUTH_AUTHORIZATION_URL or "")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        f"frame-ancestors 'none'; form-action 'self' {authorize.scheme}://{authorize.netloc}"
-    )
-    return response
-
-
 def _start_session(identity: Identity) -> Identity:
     log_in(identity)
     create_person_from_identity(identity, local_now())
