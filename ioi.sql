@@ -195,12 +195,19 @@ CREATE TABLE `emailBatches` (
   KEY `started` (`started`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Added by the Python port: change counters ('metadata', 'orcids') for the query API's response cache.
+CREATE TABLE `dataVersions` (
+  `name` varchar(50) NOT NULL,
+  `version` bigint(20) NOT NULL DEFAULT 0,
+  PRIMARY KEY (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 -- Schema revision (Alembic); `db upgrade` continues from here.
 CREATE TABLE `alembic_version` (
   `version_num` varchar(32) NOT NULL,
   PRIMARY KEY (`version_num`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO `alembic_version` (`version_num`) VALUES ('0004');
+INSERT INTO `alembic_version` (`version_num`) VALUES ('0005');
 
 -- Default rows.
 INSERT INTO `groups` (`groupID`, `label`, `titles`, `titleParts`, `titlePartsToIgnore`) VALUES

@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     QUERY_API_KEYS: str = ""
     QUERY_ALLOWED_IPS: str = ""
     QUERY_ID_PATTERN: str = r"\d{1,12}"
+    QUERY_CACHE_MB: int = 64  # finished responses kept per web worker; 0 turns the cache off
+    QUERY_CACHE_SECONDS: int = 300  # longest a cached response is reused (for writes made outside IOI)
 
     @field_validator("INSTITUTION_COUNTRY")
     @classmethod
@@ -227,6 +229,20 @@ class Settings(BaseSettings):
     def _delay(cls, value: float) -> float:
         if not 0 <= value <= 60:
             raise ValueError("must be a number of seconds between 0 and 60")
+        return value
+
+    @field_validator("QUERY_CACHE_MB")
+    @classmethod
+    def _cache_size(cls, value: int) -> int:
+        if not 0 <= value <= 4096:
+            raise ValueError("must be a number of megabytes between 0 (no cache) and 4096")
+        return value
+
+    @field_validator("QUERY_CACHE_SECONDS")
+    @classmethod
+    def _cache_age(cls, value: int) -> int:
+        if not 1 <= value <= 86400:
+            raise ValueError("must be a number of seconds between 1 and 86400")
         return value
 
     @field_validator("ORCID_MAX_RPS")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -271,3 +271,13 @@ class EmailBatch(db.Model):
     failed: Mapped[int] = mapped_column(INT, nullable=False, default=0, server_default="0")
     lastError: Mapped[str | None] = mapped_column(Text, nullable=True)
     runLock: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class DataVersion(db.Model):
+    """A change counter per kind of data ('metadata', 'orcids'); the query API's cache compares them."""
+
+    __tablename__ = "dataVersions"
+    __table_args__ = (TABLE_OPTIONS,)
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")

@@ -172,6 +172,21 @@ def _reset_tables() -> None:
 
 
 @pytest.fixture
+def query_app(app, migrated):
+    """Builds apps with query settings on the test database (emptied by `app`); their engines are disposed after."""
+    built = []
+
+    def build(**settings):
+        built.append(make_app(migrated, **settings))
+        return built[-1]
+
+    yield build
+    for each in built:
+        with each.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -4,6 +4,7 @@ import sqlalchemy as sa
 
 from ioi.extensions import db
 from ioi.models import Metadata, SourceData
+from ioi.services import data_versions
 from ioi.services.metadata_store import (
     Value,
     delete_record,
@@ -190,7 +191,8 @@ def test_round_trips_are_bounded_per_batch_not_per_value(app, statements):
         results = write_records("dspace", records, T0)
     assert all(r.status == "new" for r in results.values())
     assert len(rows()) == 50 * 11
-    assert count.value <= 6  # select + at most two inserts per nesting level (3 levels, the last plain)
+    assert count.value <= 7  # select + at most two inserts per nesting level (3 levels, the last plain) + the bump
+    assert data_versions.current() == (1, 0)  # one bump of the metadata counter for the batch
 
     for n in range(50):
         records[f"10754/{n}"]["dc.title"] = [f"Renamed {n}"]
@@ -198,18 +200,21 @@ def test_round_trips_are_bounded_per_batch_not_per_value(app, statements):
     with statements() as count:
         results = write_records("dspace", records, T1)
     assert all(r.status == "updated" for r in results.values())
-    assert count.value <= 9  # select + two inserts per level + 2 updates
+    assert count.value <= 10  # select + two inserts per level + 2 updates + the bump
     with statements() as count:
         write_records("dspace", records, T2)
-    assert count.value == 1
+    assert count.value == 1  # nothing changed: nothing written, no bump
+    assert data_versions.current() == (2, 0)
 
 
 def test_delete_record_retires_metadata_and_source_data(app):
     write_record("dspace", HANDLE, item(), T0)
     save_source_data("dspace", HANDLE, '{"handle": "10754/1"}', "JSON", T0)
+    before = data_versions.current()
     count = delete_record("dspace", HANDLE, T1)
     db.session.commit()
     assert count == 11
+    assert data_versions.current() == (before[0] + 1, 0)
     assert live() == [] and len(rows()) == 11
     assert db.session.execute(sa.select(SourceData.deleted)).scalar_one() == T1
     assert write_record("dspace", HANDLE, item(), T2).status == "new"

@@ -383,3 +383,27 @@ def test_an_id_recorded_for_someone_else_moves_and_the_team_is_asked_to_check(pa
     message = page.mailbox.messages[-1][2]
     assert message["Subject"] == "ORCID updated for Jane Doe"
     assert "recorded for local person 555 before" in message.get_content()
+
+
+def test_the_query_api_answers_the_new_id_right_after_connecting(migrated, orcid_server, sim, smtp_server):
+    """The query API keeps answers in memory; connecting an iD must make it answer afresh at once."""
+    key = "query-key-for-the-flow-test"
+    app, mailbox, researcher = build_page(migrated, orcid_server, sim, smtp_server, QUERY_API_KEYS=key)
+    with app.app_context():
+        _reset_tables()
+        seed_org_and_position()
+        web = Page(app, app.test_client(), sim, mailbox, researcher)
+        assert web.get("/orcid", headers=SSO).status_code == 200
+        old = "0000-0002-9079-593X"
+        db.session.add(Orcid(orcid=old, email=PERSON_EMAIL, name="Jane Doe", localPersonID=int(PERSON_ID)))
+        db.session.commit()
+
+        def recorded_orcid() -> str:
+            answer = web.client.get(f"/query?tuid={PERSON_ID}&request=orcid", headers={"X-API-Key": key})
+            return answer.get_json()["ORCID"]
+
+        assert recorded_orcid() == recorded_orcid() == old  # the second answer comes from the cache
+        web.connect()
+        assert recorded_orcid() == researcher.orcid
+        db.session.remove()
+        db.engine.dispose()

@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_app
 from test_query_works import JANE, T0, add_person, add_works, author, item
 
 from ioi.extensions import db
@@ -26,21 +25,6 @@ KEY = "test-query-key-0123456789"
 OTHER_KEY = "second-key-abcdefghijkl"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 WORK_COLUMNS = ["Type", "Title", "Authors", "Journal", "DOI", "Handle", "Publication Date", "Bibtex"]
-
-
-@pytest.fixture
-def query_app(app, migrated):
-    """Builds apps with query settings on the test database (emptied by `app`); their engines are disposed after."""
-    built = []
-
-    def build(**settings):
-        built.append(make_app(migrated, **settings))
-        return built[-1]
-
-    yield build
-    for each in built:
-        with each.app_context():
-            db.engine.dispose()
 
 
 @pytest.fixture
@@ -510,7 +494,9 @@ def count_statements(call) -> int:
 
 
 @pytest.mark.parametrize("response_type", ["json", "csv"])
-def test_a_request_costs_the_same_statements_for_1_or_200_works(api, app, response_type):
+def test_a_request_costs_the_same_statements_for_1_or_200_works(query_app, response_type):
+    """Building an answer (the answer cache is off here; see test_query_cache.py)."""
+    api = query_app(QUERY_API_KEYS=KEY, QUERY_CACHE_MB=0).test_client()
     add_person(42, "Smith, Jane", JANE)
 
     sizes = []

@@ -25,6 +25,7 @@ from flask_migrate import upgrade
 from ioi import MIGRATIONS, default_data
 from ioi.extensions import db
 from ioi.models import (
+    DataVersion,
     EmailTemplate,
     Group,
     Mapping,
@@ -74,6 +75,7 @@ def one_row_per_table() -> list:
         UserSelection(orcid=ORCID, type="work", localSourceRecordID="repository_10754/1", selected=WHEN),
         OrcidCall(process="syncWorksToORCID", method="POST", url="https://api.orcid.org/v3.0/x/work", status=201,
                   ms=180, timestamp=WHEN),
+        DataVersion(name="metadata", version=2**40),
     ]  # fmt: skip
 
 
@@ -101,7 +103,7 @@ def assert_round_trip() -> None:
 
 
 def test_models_round_trip_every_table(app):
-    assert len(db.metadata.tables) == 13  # the eleven legacy tables, orcidCalls and emailBatches
+    assert len(db.metadata.tables) == 14  # the eleven legacy tables, orcidCalls, emailBatches, dataVersions
     assert_round_trip()
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from ioi import settings_of
-from ioi.query import bp, formats
+from ioi.config import Settings
+from ioi.query import CACHE, bp, formats
 from ioi.query.access import check_access
 from ioi.query.openapi import openapi_document
-from ioi.query.params import ALL, NO_MATCH, QueryError, parse_query
+from ioi.query.params import ALL, NO_MATCH, Query, QueryError, parse_query
 from ioi.services.works import find_person, find_person_works, iter_people_with_orcid
 
 
@@ -47,6 +48,11 @@ def index():
             return formats.stream_csv(formats.orcid_columns(abbrev), rows, "orcids.csv")
         return formats.stream_ndjson(rows)
 
+    return current_app.extensions[CACHE].answer(query, lambda: _person_answer(query, abbrev, settings))
+
+
+def _person_answer(query: Query, abbrev: str, settings: Settings) -> Response:
+    """One person's iD or works, built from the database."""
     person = find_person(query.person_id)
     if person is None or (query.request == "orcid" and not person.orcid):
         return formats.text_response(NO_MATCH, 404)

@@ -24,7 +24,7 @@ from ioi.extensions import db
 from ioi.mail import MailError, build_message, send
 from ioi.models import Orcid
 from ioi.orcid_ids import is_valid_orcid
-from ioi.services import tokens
+from ioi.services import data_versions, tokens
 from ioi.services.people import name_parts
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ def _save_orcid(orcid: str, identity: Identity, name: str, now: datetime) -> tup
     Returns (whether the row is new, the other local person the iD was recorded for, if any).
     """
     person_id = int(identity.person_id)
+    data_versions.bump("orcids")
     db.session.execute(
         update(Orcid)
         .where(Orcid.localPersonID == person_id, Orcid.orcid != orcid, Orcid.deleted.is_(None))

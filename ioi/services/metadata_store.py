@@ -26,6 +26,7 @@ from sqlalchemy import and_, case, insert, select, update
 
 from ioi.extensions import db
 from ioi.models import Metadata, SourceData
+from ioi.services import data_versions
 
 Status = Literal["new", "updated", "unchanged", "deleted"]
 
@@ -124,6 +125,8 @@ def write_records(source: str, records: Mapping[str, Record], now: datetime) -> 
             top = owner[row.rowID]
             result.fields[top] = "updated" if top in present else "deleted"
     _mark_deleted(vanished, replaced, now)
+    if pending or vanished:
+        data_versions.bump("metadata")
     return results
 
 
@@ -276,6 +279,8 @@ def delete_record(source: str, id_in_source: str, now: datetime) -> int:
         .where(SourceData.source == source, SourceData.idInSource == id_in_source, SourceData.deleted.is_(None))
         .values(deleted=now)
     )
+    if count:
+        data_versions.bump("metadata")
     return count
 
 
