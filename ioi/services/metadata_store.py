@@ -236,6 +236,9 @@ def _live_rows(source: str, ids: list[str]) -> dict[str, list[_Row]]:
     query = select(
         table.c.idInSource, table.c.rowID, table.c.parentRowID, table.c.field, table.c.place, table.c.value
     ).where(table.c.source == source, table.c.idInSource.in_(ids), table.c.deleted.is_(None))
+    for dialect in ("mysql", "mariadb"):
+        # MariaDB would otherwise look up `source` alone in this index, reading every row of the source.
+        query = query.with_hint(table, "FORCE INDEX (sourceIdInSourceDeleted)", dialect)
     rows: dict[str, list[_Row]] = defaultdict(list)
     for id_in_source, *values in db.session.execute(query):
         rows[id_in_source].append(_Row(*values))
@@ -312,12 +315,13 @@ def read_source_data(source: str, ids: Iterable[str]) -> dict[str, str]:
     ids = list(ids)
     if not ids:
         return {}
-    rows = db.session.execute(
-        select(SourceData.idInSource, SourceData.sourceData).where(
-            SourceData.source == source, SourceData.idInSource.in_(ids), SourceData.deleted.is_(None)
-        )
+    query = select(SourceData.idInSource, SourceData.sourceData).where(
+        SourceData.source == source, SourceData.idInSource.in_(ids), SourceData.deleted.is_(None)
     )
-    return {id_in_source: data for id_in_source, data in rows}
+    for dialect in ("mysql", "mariadb"):
+        # MariaDB would otherwise look up `source` alone in this index, reading every row of the source.
+        query = query.with_hint(SourceData, "FORCE INDEX (source)", dialect)
+    return {id_in_source: data for id_in_source, data in db.session.execute(query)}
 
 
 def save_source_data_many(
@@ -327,14 +331,13 @@ def save_source_data_many(
     if not records:
         return {}
     table = SourceData.__table__
-    current = {
-        id_in_source: (row_id, data)
-        for id_in_source, row_id, data in db.session.execute(
-            select(table.c.idInSource, table.c.rowID, table.c.sourceData).where(
-                table.c.source == source, table.c.idInSource.in_(list(records)), table.c.deleted.is_(None)
-            )
-        )
-    }
+    query = select(table.c.idInSource, table.c.rowID, table.c.sourceData).where(
+        table.c.source == source, table.c.idInSource.in_(list(records)), table.c.deleted.is_(None)
+    )
+    for dialect in ("mysql", "mariadb"):
+        # MariaDB would otherwise look up `source` alone in this index, reading every row of the source.
+        query = query.with_hint(table, "FORCE INDEX (source)", dialect)
+    current = {id_in_source: (row_id, data) for id_in_source, row_id, data in db.session.execute(query)}
     statuses: dict[str, Literal["new", "modified", "unchanged"]] = {}
     changed = []
     for id_in_source, data in records.items():
