@@ -6,7 +6,8 @@ Prints items/s for the first harvest (every item new, ~40 values each) and for r
 same items unchanged (`--from-date` far back, so every item is listed again): as the task runs
 (an item listed with the datestamp of the harvested version is not fetched), and with every item
 fetched again from REST (the raw JSON compared, no value comparison). The simulator runs in its own
-process, as DSpace would, so it does not share this process's GIL.
+process, as DSpace would, so it does not share this process's GIL, and keeps connections alive as
+DSpace's Tomcat does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import multiprocessing
 import os
 import resource
+import socket
 import sys
 import tempfile
 import time
@@ -27,29 +29,47 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def serve(items: int, version: int, ready) -> None:
-    """The simulator process: generate, serve over HTTP/1.1 keep-alive (as DSpace's Tomcat does), report the URL."""
-    import logging
+def serve(items: int, version: int, port: int, ready) -> None:
+    """The simulator process: generate, then serve with keep-alive connections, as DSpace's Tomcat does.
 
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    Werkzeug's development server closes every connection after one response, which would make each
+    harvester request open a new connection; gunicorn's threaded worker keeps them open.
+    """
+    from gunicorn.app.base import BaseApplication
 
     from ioi.sandbox.dspace import DSpaceSimulator
     from ioi.sandbox.repository_generator import generate_repository
 
-    class KeepAlive(WSGIRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request would slow the server down
     sim = DSpaceSimulator(version, items=generate_repository(items, seed=1), oai_host="repository.example.edu")
-    server = make_server("127.0.0.1", 0, sim, threaded=True, request_handler=KeepAlive)
-    ready.put(f"http://127.0.0.1:{server.server_address[1]}")
-    server.serve_forever()
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"127.0.0.1:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": 16,
+                "keepalive": 20,
+                "graceful_timeout": 1,
+                "loglevel": "warning",  # no line per request: it would slow the server down
+                "when_ready": lambda server: ready.put(f"http://127.0.0.1:{port}"),
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return sim
+
+    Server().run()
 
 
 def start_simulator(items: int, version: int) -> tuple[str, multiprocessing.Process]:
     """The simulator in its own process, as DSpace is: it does not share the harvester's GIL."""
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     ready: multiprocessing.Queue = multiprocessing.Queue()
-    process = multiprocessing.get_context("fork").Process(target=serve, args=(items, version, ready), daemon=True)
+    process = multiprocessing.get_context("fork").Process(target=serve, args=(items, version, port, ready), daemon=True)
     process.start()
     return ready.get(timeout=120), process
 
@@ -106,15 +126,17 @@ def main() -> int:
             upgrade()
 
         def cpu_seconds(pid: int | None = None) -> float:
-            """User + system CPU seconds of a process (this one when None), from /proc."""
+            """User + system CPU seconds of a process and its child processes (this one when None), from /proc."""
             if pid is None:
                 usage = resource.getrusage(resource.RUSAGE_SELF)
                 return usage.ru_utime + usage.ru_stime
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
                 return float("nan")
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return own + sum(cpu_seconds(int(child)) for child in children)
 
         mariadb = next((int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_mariadb(p)), None)
 
