@@ -46,6 +46,9 @@ def test_secret_key_is_required_outside_the_demo():
         ("TOKEN_ENCRYPTION_KEY", "not-a-key"),
         ("QUERY_ALLOWED_IPS", "10.0.0.0/8 intranet"),
         ("QUERY_ID_PATTERN", "(unclosed"),
+        ("QUERY_CACHE_MB", "-5"),
+        ("QUERY_CACHE_MB", "lots"),
+        ("QUERY_CACHE_SECONDS", "0"),
     ],
 )
 def test_each_bad_value_is_named(name, value):

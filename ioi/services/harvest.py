@@ -44,6 +44,7 @@ from ioi.models import Metadata
 from ioi.services.metadata_store import (
     Value,
     delete_record,
+    force_index,
     read_record,
     read_source_data,
     save_source_data_many,
@@ -185,9 +186,7 @@ def harvested_datestamps(handles: list[str]) -> dict[str, str]:
         Metadata.parentRowID.is_(None),
         Metadata.deleted.is_(None),
     )
-    for dialect in ("mysql", "mariadb"):
-        # MariaDB would otherwise look up `source` alone in an index, reading every row of the source.
-        query = query.with_hint(Metadata, "FORCE INDEX (checkAll)", dialect)
+    query = force_index(query, Metadata, "checkAll")
     stamps = {}
     for handle, value in db.session.execute(query):
         when = parse_dspace_timestamp(value)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy import Select, and_, case, insert, select, update
 
 from ioi.extensions import db
 from ioi.models import Metadata, SourceData
@@ -79,6 +79,17 @@ class _Pending:
     top_field: str
     replaces: int | None = None
     row_id: int | None = None
+
+
+def force_index(query: Select, table, index: str) -> Select:
+    """`query` reading `table` through `index` on MySQL/MariaDB (other databases choose for themselves).
+
+    For lookups by (source, idInSource IN ...): MariaDB 10.11 otherwise uses `source` alone as the
+    index prefix and reads every row of the source.
+    """
+    for dialect in ("mysql", "mariadb"):
+        query = query.with_hint(table, f"FORCE INDEX ({index})", dialect)
+    return query
 
 
 def _as_value(item: Value | str) -> Value:
@@ -236,9 +247,7 @@ def _live_rows(source: str, ids: list[str]) -> dict[str, list[_Row]]:
     query = select(
         table.c.idInSource, table.c.rowID, table.c.parentRowID, table.c.field, table.c.place, table.c.value
     ).where(table.c.source == source, table.c.idInSource.in_(ids), table.c.deleted.is_(None))
-    for dialect in ("mysql", "mariadb"):
-        # MariaDB would otherwise look up `source` alone in this index, reading every row of the source.
-        query = query.with_hint(table, "FORCE INDEX (sourceIdInSourceDeleted)", dialect)
+    query = force_index(query, table, "sourceIdInSourceDeleted")
     rows: dict[str, list[_Row]] = defaultdict(list)
     for id_in_source, *values in db.session.execute(query):
         rows[id_in_source].append(_Row(*values))
@@ -318,9 +327,7 @@ def read_source_data(source: str, ids: Iterable[str]) -> dict[str, str]:
     query = select(SourceData.idInSource, SourceData.sourceData).where(
         SourceData.source == source, SourceData.idInSource.in_(ids), SourceData.deleted.is_(None)
     )
-    for dialect in ("mysql", "mariadb"):
-        # MariaDB would otherwise look up `source` alone in this index, reading every row of the source.
-        query = query.with_hint(SourceData, "FORCE INDEX (source)", dialect)
+    query = force_index(query, SourceData, "source")
     return {id_in_source: data for id_in_source, data in db.session.execute(query)}
 
 
@@ -334,9 +341,7 @@ def save_source_data_many(
     query = select(table.c.idInSource, table.c.rowID, table.c.sourceData).where(
         table.c.source == source, table.c.idInSource.in_(list(records)), table.c.deleted.is_(None)
     )
-    for dialect in ("mysql", "mariadb"):
-        # MariaDB would otherwise look up `source` alone in this index, reading every row of the source.
-        query = query.with_hint(table, "FORCE INDEX (source)", dialect)
+    query = force_index(query, table, "source")
     current = {id_in_source: (row_id, data) for id_in_source, row_id, data in db.session.execute(query)}
     statuses: dict[str, Literal["new", "modified", "unchanged"]] = {}
     changed = []
