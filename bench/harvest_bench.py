@@ -90,6 +90,7 @@ def main() -> int:
     )
     parser.add_argument("--batch", type=int, default=50, help="items written per commit")
     parser.add_argument("--workers", type=int, default=8, help="items fetched at once")
+    parser.add_argument("--writers", type=int, default=2, help="batches written at once")
     parser.add_argument("--profile", metavar="FILE", help="profile the first harvest into FILE and stop")
     args = parser.parse_args()
     os.environ["IOI_TEST_DATABASE_URL"] = args.server
@@ -143,7 +144,8 @@ def main() -> int:
         def harvest(*argv: str) -> float:
             client = DSpaceClient(url + "/rest", "admin@example.edu", "admin", args.version)
             oai = OaiClient(url + "/oai/request")
-            work = partial(harvest_repository, client=client, oai=oai, batch_size=args.batch, workers=args.workers)
+            sizes = {"batch_size": args.batch, "workers": args.workers, "writers": args.writers}
+            work = partial(harvest_repository, client=client, oai=oai, **sizes)
             started = time.perf_counter()
             status = run_task(PROCESS, "bench", work, list(argv), ("from_date",), app=app, out=io.StringIO())
             elapsed = time.perf_counter() - started

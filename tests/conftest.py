@@ -198,18 +198,22 @@ def runner(app):
 
 @pytest.fixture
 def statements(app):
-    """Counts SQL statements: `with statements() as count: ...; count.value`."""
+    """Counts SQL statements: `with statements() as count: ...; count.value`; their text in `count.texts`."""
     from contextlib import contextmanager
 
     class Counter:
         value = 0
 
+        def __init__(self):
+            self.texts: list[str] = []
+
     @contextmanager
     def counting():
         counter = Counter()
 
-        def on_execute(*args, **kwargs):
+        def on_execute(conn, cursor, statement, *args, **kwargs):
             counter.value += 1
+            counter.texts.append(statement)
 
         sa.event.listen(db.engine, "before_cursor_execute", on_execute)
         try:

@@ -376,6 +376,54 @@ def test_two_runs_started_together_harvest_once(repo):
     assert len(handles_stored()) == 30
 
 
+def test_batches_are_written_two_at_once_on_a_server_database_and_in_order_on_sqlite(repo):
+    """On MariaDB/MySQL two writer threads, each on its own connection; SQLite has one writer at a time."""
+    handles = seed_items(repo.sim, 40)
+    writers: set[tuple[str, int]] = set()
+
+    def on_execute(conn, cursor, statement, parameters, *args):
+        if statement.startswith("INSERT INTO metadata") and "'dspace'" in repr(parameters):  # items, not run state
+            writers.add((threading.current_thread().name, id(conn.connection.dbapi_connection)))
+
+    work = partial(harvest_repository, client=repo.client(), oai=repo.oai(), batch_size=5, writers=2)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
+    try:
+        assert repo.run_task(harvest.PROCESS, work, [], ("from_date",)) == 0
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
+    assert handles_stored() == set(handles)
+    assert "- 40 all items\n- 40 new items" in summary()
+    threads = {name for name, _ in writers}
+    if db.engine.dialect.name == "sqlite":
+        assert threads == {threading.current_thread().name}
+    else:
+        assert len(threads) == 2 and all(name.startswith("harvest-writer") for name in threads)
+        assert len({connection for _, connection in writers}) >= 2
+
+
+def test_a_batch_that_cannot_be_written_stops_the_run_and_the_next_run_writes_it(repo, monkeypatch):
+    handles = seed_items(repo.sim, 30)
+    write_batch = harvest.write_batch
+
+    def failing_once(retired, items, *args):
+        if any(item.handle == handles[12] for item in items) and not failing_once.failed:
+            failing_once.failed = True
+            raise sa.exc.OperationalError("INSERT INTO metadata ...", {}, Exception("Lost connection to server"))
+        return write_batch(retired, items, *args)
+
+    failing_once.failed = False
+    monkeypatch.setattr(harvest, "write_batch", failing_once)
+    work = partial(harvest_repository, client=repo.client(), oai=repo.oai(), batch_size=5)
+    assert repo.run_task(harvest.PROCESS, work, [], ("from_date",)) == 1
+    assert "Lost connection to server" in report()
+    stored = handles_stored()
+    assert handles[12] not in stored and len(stored) >= 5  # other batches committed
+    assert stored_from() == ""  # the first listing did not complete: the next run lists everything again
+    assert repo.run_task(harvest.PROCESS, work, [], ("from_date",)) == 0
+    assert handles_stored() == set(handles)
+    assert live(id_in_source=handles[12]) > 0
+
+
 # ---------------------------------------------------------------- faults
 
 

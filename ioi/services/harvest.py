@@ -9,9 +9,13 @@ becomes a `dspace.metadata.language` child; `dspace.date.modified` and `dspace.i
 are added.
 
 Speed: an item listed with the datestamp of the version already harvested is not fetched again;
-the others are fetched by a small thread pool ahead of the writer and written 50 at a time with
+the others are fetched by a small thread pool ahead of the writers and written 50 at a time with
 `write_records` (one commit per batch); an item whose raw JSON equals the stored one is not
-compared value by value.
+compared value by value. On MySQL/MariaDB two batches are written at once, each on its own
+connection in its own READ COMMITTED transaction, so Python prepares one batch while the server
+stores the other (batches hold disjoint items; READ COMMITTED takes no gap locks, so the two do
+not block each other). On SQLite, and in a dry run (one transaction rolled back at the end),
+batches are written one after the other on the task's own session.
 
 Where the next run starts (`from`): the original took the newest harvested `dspace.date.modified`
 plus one second. OAI lists items by internal id, not by date, so a run that stops half-way would
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from ioi.clients.dspace import DSpaceClient, DSpaceError, RestItem
@@ -68,6 +73,7 @@ STATE_SOURCE, STATE_ID, STATE_FROM = "ioi", PROCESS, "ioi.harvest.from"
 COUNTERS = ("all", "new", "modified", "deleted", "skipped", "unchanged")  # the original's order
 BATCH_SIZE = 50
 WORKERS = 8
+WRITERS = 2
 MAX_CONSECUTIVE_FAILURES = 5
 
 
@@ -152,6 +158,16 @@ def write_items(items: Iterable[RestItem], orcid_fields: Collection[str], now: d
     return statuses
 
 
+def write_batch(
+    retired: Iterable[str], items: Iterable[RestItem], orcid_fields: Collection[str], now: datetime
+) -> dict[str, str]:
+    """Retire deleted items and write fetched ones (no commit); handle → `deleted`, `new`, `modified` or
+    `unchanged` (a deleted item with nothing live)."""
+    statuses = {handle: "deleted" if retire_item(handle, now) else "unchanged" for handle in retired}
+    statuses.update(write_items(items, orcid_fields, now))
+    return statuses
+
+
 def retire_item(handle: str, now: datetime) -> bool:
     """Mark a deleted/withdrawn item's metadata and sourceData rows deleted; False if nothing was live."""
     live_source = read_source_data(SOURCE, [handle])
@@ -222,6 +238,59 @@ def newest_modified_from() -> str | None:
 # ------------------------------------------------------------------------------ the task
 
 
+class BatchWriters:
+    """Writes batches in the order given: `count` at once, each on its own connection, or inline.
+
+    Inline (one after the other on the task's session) on SQLite, which has one writer at a time, and
+    in a dry run, whose changes stay in the task's one transaction and are rolled back at the end.
+    """
+
+    def __init__(self, ctx: TaskContext, count: int):
+        self.ctx = ctx
+        self.parallel = count > 1 and not ctx.dry_run and db.engine.dialect.name != "sqlite"
+        self.count = count if self.parallel else 1
+        self._app: Flask = current_app._get_current_object()
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="harvest-writer") if self.parallel else None
+
+    def __enter__(self) -> BatchWriters:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, retired: list[str], items: list[RestItem]) -> Future:
+        """Start writing a batch; the future gives `write_batch`'s statuses once it is committed."""
+        if self._pool is not None:
+            return self._pool.submit(self._write_apart, retired, items)
+        return completed(self._write, retired, items)
+
+    def end_reads(self) -> None:
+        """End the task session's read transaction, so a long run does not keep an old snapshot open."""
+        if self.parallel:
+            db.session.commit()
+
+    def _write(self, retired: list[str], items: list[RestItem]) -> dict[str, str]:
+        statuses = write_batch(retired, items, self.ctx.settings.orcid_enabled_fields, self.ctx.now)
+        self.ctx.commit()
+        return statuses
+
+    def _write_apart(self, retired: list[str], items: list[RestItem]) -> dict[str, str]:
+        with self._app.app_context():  # a session (and connection) of this thread's own
+            db.session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+            return self._write(retired, items)
+
+
+def completed(function, *args) -> Future:
+    """A future already holding `function(*args)`'s result or exception (work done on this thread)."""
+    future: Future = Future()
+    try:
+        future.set_result(function(*args))
+    except Exception as exc:  # noqa: BLE001 - delivered like a pool result
+        future.set_exception(exc)
+    return future
+
+
 @dataclass
 class Harvest:
     """One run of the harvest task."""
@@ -231,6 +300,7 @@ class Harvest:
     oai: OaiClient
     batch_size: int = BATCH_SIZE
     workers: int = WORKERS
+    writers: int = WRITERS
     max_failures: int = MAX_CONSECUTIVE_FAILURES
     failures_in_a_row: int = 0
     done: int = 0
@@ -239,14 +309,11 @@ class Harvest:
     failed_datestamps: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _writing: deque[tuple[int, Future]] = field(default_factory=deque)
 
     @property
     def report(self) -> TaskReport:
         return self.ctx.report
-
-    @property
-    def fields(self) -> list[str]:
-        return self.ctx.settings.orcid_enabled_fields
 
     def one(self, handle: str) -> None:
         """Harvest a single item (GetRecord for its status, then REST)."""
@@ -257,7 +324,8 @@ class Harvest:
             # Not (yet) in DSpace's OAI index, which lags REST until the next `oai import`: ask REST.
             self.report.log(f"{handle}: not in OAI-PMH; fetched from REST")
             header = Header(prefix + handle, "", deleted=False)
-        self._process([(header, None if header.deleted else self._submit_now(header))])
+        with BatchWriters(self.ctx, 1) as writers:
+            self._process(writers, [(header, None if header.deleted else completed(self._fetch, header))])
 
     def incremental(self) -> None:
         """List changes since the resume point (or --from-date) and harvest them in batches."""
@@ -275,32 +343,39 @@ class Harvest:
         listing_started: str | None = None
         window: deque[tuple[Header, Future | None]] = deque()
         resume = f"; the next run resumes from {start or 'the start'}"
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="harvest") as pool:
+        with (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="harvest") as pool,
+            BatchWriters(self.ctx, self.writers) as writers,
+        ):
             try:
                 for page in self.oai.list_identifiers("xoai", start):
                     listing_started = listing_started or page.response_date
                     self.total = page.complete_list_size or self.total
                     known = harvested_datestamps([h.handle for h in page.headers if not h.deleted])
+                    writers.end_reads()
                     for header in page.headers:
                         if header.deleted or known.get(header.handle) == header.datestamp:
                             window.append((header, None))  # retire, or unchanged since harvested: no fetch
                         else:
                             window.append((header, pool.submit(self._fetch, header)))
                     while len(window) >= 2 * self.batch_size:
-                        self._process([window.popleft() for _ in range(self.batch_size)])
+                        self._process(writers, [window.popleft() for _ in range(self.batch_size)])
                 while window:
-                    self._process([window.popleft() for _ in range(min(self.batch_size, len(window)))])
+                    self._process(writers, [window.popleft() for _ in range(min(self.batch_size, len(window)))])
+                self._finish_writes()
             except HarvestStopped as exc:
                 self._stop.set()
+                self._finish_writes()
                 self.report.error(f"harvest stopped: {exc}{resume}")
                 return
             except OaiError as exc:
                 self.report.error(f"OAI-PMH listing stopped: {exc}{resume}")
                 try:  # keep what was already fetched
                     while window:
-                        self._process([window.popleft() for _ in range(min(self.batch_size, len(window)))])
+                        self._process(writers, [window.popleft() for _ in range(min(self.batch_size, len(window)))])
                 except HarvestStopped:
                     self._stop.set()
+                self._finish_writes()
                 return
         self._advance(start, recorded, explicit, listing_started)
 
@@ -320,14 +395,6 @@ class Harvest:
             self.ctx.commit()
             self.report.log(f"the next run lists items changed since {target}")
 
-    def _submit_now(self, header: Header) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(self._fetch(header))
-        except Exception as exc:  # noqa: BLE001 - delivered like a pool result
-            future.set_exception(exc)
-        return future
-
     def _fetch(self, header: Header) -> RestItem:
         """Fetch one item in a worker; gives up at once after too many failures in a row."""
         if self._stop.is_set():
@@ -344,10 +411,10 @@ class Harvest:
             self.failures_in_a_row = 0
         return item
 
-    def _process(self, batch: list[tuple[Header, Future | None]]) -> None:
-        """Retire deleted items and write fetched ones; one commit for the batch."""
-        now = self.ctx.now
+    def _process(self, writers: BatchWriters, batch: list[tuple[Header, Future | None]]) -> None:
+        """Take a batch's fetched items and start writing them (and retiring the deleted ones)."""
         fetched: list[RestItem] = []
+        retired: list[str] = []
         stopped = False
         for header, future in batch:
             if future is not None:
@@ -365,22 +432,30 @@ class Harvest:
             self.report.count("all")
             self._seen(header)
             if header.deleted:
-                if retire_item(header.handle, now):
-                    self.report.count("deleted")
-                    self._would(f"retire {header.handle} (deleted or withdrawn in DSpace)")
-                else:
-                    self.report.count("unchanged")
+                retired.append(header.handle)
             elif future is None:
                 self.report.count("unchanged")
-        for handle, status in write_items(fetched, self.fields, now).items():
-            self.report.count(status)
-            if status != "unchanged":
-                self._would(f"{'add' if status == 'new' else 'update'} {handle}")
-        self.ctx.commit()
-        self.done += len(batch)
-        self.ctx.progress(self.done, self.total)
+        self._writing.append((len(batch), writers.submit(retired, fetched)))
+        while len(self._writing) >= writers.count:
+            self._finish_write()
         if stopped or self._stop.is_set():
             raise HarvestStopped(f"{self.max_failures} items in a row could not be fetched from DSpace")
+
+    def _finish_write(self) -> None:
+        """Wait for the oldest batch being written and count what it changed."""
+        size, future = self._writing.popleft()
+        for handle, status in future.result().items():
+            self.report.count(status)
+            if status == "deleted":
+                self._would(f"retire {handle} (deleted or withdrawn in DSpace)")
+            elif status != "unchanged":
+                self._would(f"{'add' if status == 'new' else 'update'} {handle}")
+        self.done += size
+        self.ctx.progress(self.done, self.total)
+
+    def _finish_writes(self) -> None:
+        while self._writing:
+            self._finish_write()
 
     def _seen(self, header: Header) -> None:
         if header.datestamp and (self.newest is None or header.datestamp > self.newest):
@@ -398,6 +473,7 @@ def harvest_repository(
     oai: OaiClient | None = None,
     batch_size: int = BATCH_SIZE,
     workers: int = WORKERS,
+    writers: int = WRITERS,
 ) -> None:
     """The harvestRepository task: one item (`ctx.handle`) or every change since the resume point."""
     for counter in COUNTERS:
@@ -410,7 +486,7 @@ def harvest_repository(
     oai = oai or OaiClient(settings.REPOSITORY_OAI_URL or "")
     try:
         client.login()
-        run = Harvest(ctx, client, oai, batch_size=batch_size, workers=workers)
+        run = Harvest(ctx, client, oai, batch_size=batch_size, workers=workers, writers=writers)
         if ctx.handle:
             try:
                 run.one(ctx.handle)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Select, and_, case, insert, select, update
+from sqlalchemy import Select, and_, case, func, insert, or_, select, update
 
 from ioi.extensions import db
 from ioi.models import Metadata, SourceData
@@ -104,8 +104,8 @@ def write_record(source: str, id_in_source: str, record: Record, now: datetime) 
 def write_records(source: str, records: Mapping[str, Record], now: datetime) -> dict[str, WriteResult]:
     """Write whole records (by idInSource) in the current transaction; the caller commits.
 
-    Round trips for the whole batch: one SELECT, at most two INSERTs per nesting level with new
-    rows, and at most two UPDATEs.
+    Round trips for the whole batch: one SELECT; per nesting level with new rows one INSERT and, if
+    their ids are needed, one SELECT; at most two UPDATEs.
     """
     live = _live_rows(source, list(records))
     results: dict[str, WriteResult] = {}
@@ -177,8 +177,10 @@ def _compare(
 def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None:
     """Insert level by level so children learn their parent's new rowID.
 
-    Per level, rows whose id is needed (they have children, or replace an old row) go in one
-    INSERT ... RETURNING; all other rows in one plain batched INSERT, which is cheaper.
+    Each level is one batched INSERT. Rows whose id is needed (they have children, or replace an
+    old row) are then read back by position: MySQL has no INSERT ... RETURNING. At a position the
+    new row is the newest live one (auto-increment ids only grow); the row it replaces is still
+    live there until `_mark_deleted`.
     """
     table = Metadata.__table__
     levels: dict[int, list[_Pending]] = defaultdict(list)
@@ -192,28 +194,49 @@ def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None
             depth[id(p)] = 0
         levels[depth[id(p)]].append(p)
     for level in sorted(levels):
-        keyed, plain = [], []
-        for p in levels[level]:
-            row = {
+        rows = [
+            {
                 "source": source,
                 "idInSource": p.id_in_source,
-                "parentRowID": p.parent.row_id if isinstance(p.parent, _Pending) else p.parent,
+                "parentRowID": _parent_id(p),
                 "field": p.field,
                 "place": p.place,
                 "value": p.value,
                 "added": now,
             }
-            (keyed if id(p) in parents or p.replaces is not None else plain).append((p, row))
-        if plain:
-            db.session.execute(insert(table), [row for _, row in plain])
+            for p in levels[level]
+        ]
+        db.session.execute(insert(table), rows)
+        keyed = [p for p in levels[level] if id(p) in parents or p.replaces is not None]
         if keyed:
-            statement = insert(table).returning(
-                table.c.rowID, table.c.idInSource, table.c.parentRowID, table.c.field, table.c.place
-            )
-            # Positions are unique within a batch, so new ids are matched by position, not by order.
-            ids = {tuple(r[1:]): r[0] for r in db.session.execute(statement, [row for _, row in keyed])}
-            for p, row in keyed:
-                p.row_id = ids[(p.id_in_source, row["parentRowID"], p.field, p.place)]
+            ids = _newest_ids(source, keyed)
+            for p in keyed:
+                p.row_id = ids[(p.id_in_source, _parent_id(p), p.field, p.place)]
+
+
+def _parent_id(row: _Pending) -> int | None:
+    return row.parent.row_id if isinstance(row.parent, _Pending) else row.parent
+
+
+def _newest_ids(source: str, rows: list[_Pending]) -> dict[tuple, int]:
+    """(idInSource, parentRowID, field, place) → the newest live rowID there, for these rows' positions."""
+    table = Metadata.__table__
+    parent_ids = {_parent_id(p) for p in rows}
+    under = [table.c.parentRowID.in_([i for i in parent_ids if i is not None])]
+    if None in parent_ids:
+        under.append(table.c.parentRowID.is_(None))
+    query = select(table.c.rowID, table.c.idInSource, table.c.parentRowID, table.c.field, table.c.place).where(
+        table.c.source == source,
+        table.c.idInSource.in_({p.id_in_source for p in rows}),
+        table.c.deleted.is_(None),
+        or_(*under),
+    )
+    newest: dict[tuple, int] = {}
+    for row_id, *position in db.session.execute(force_index(query, table, "sourceIdInSourceDeleted")):
+        key = tuple(position)
+        if row_id > newest.get(key, 0):
+            newest[key] = row_id
+    return newest
 
 
 def _mark_deleted(vanished: list[int], replaced: dict[int, int], now: datetime) -> None:
@@ -309,10 +332,8 @@ def save_source_data(
         return "unchanged"
     table = SourceData.__table__
     new_id = db.session.execute(
-        insert(table)
-        .values(source=source, idInSource=id_in_source, sourceData=data, format=data_format, added=now)
-        .returning(table.c.rowID)
-    ).scalar_one()
+        insert(table).values(source=source, idInSource=id_in_source, sourceData=data, format=data_format, added=now)
+    ).inserted_primary_key[0]
     if current is None:
         return "new"
     db.session.execute(update(table).where(table.c.rowID == current.rowID).values(deleted=now, replacedByRowID=new_id))
@@ -357,10 +378,17 @@ def save_source_data_many(
         {"source": source, "idInSource": i, "sourceData": records[i], "format": data_format, "added": now}
         for i in changed
     ]
-    inserted = db.session.execute(insert(table).returning(table.c.rowID, table.c.idInSource), params)
-    new_ids = {id_in_source: row_id for row_id, id_in_source in inserted}
-    replaced = {current[i][0]: new_ids[i] for i in changed if i in current}
-    if replaced:
+    db.session.execute(insert(table), params)
+    replacing = [i for i in changed if i in current]
+    if replacing:
+        # the new version is the newest live row (no INSERT ... RETURNING on MySQL); the old one is still live
+        newest = (
+            select(table.c.idInSource, func.max(table.c.rowID))
+            .where(table.c.source == source, table.c.idInSource.in_(replacing), table.c.deleted.is_(None))
+            .group_by(table.c.idInSource)
+        )
+        new_ids = dict(db.session.execute(force_index(newest, table, "source")).all())
+        replaced = {current[i][0]: new_ids[i] for i in replacing}
         db.session.execute(
             update(table)
             .where(table.c.rowID.in_(list(replaced)))
