@@ -244,11 +244,27 @@ def test_the_task_script_main_runs_the_write_back(repo, monkeypatch):
     assert authors(repo)[1] == ("Babson, Jim", ORCID)
 
 
+def test_a_first_run_that_crashes_leaves_its_choices_to_the_next_run(repo, monkeypatch):
+    seed(repo)
+    choose(selected=[WORK], when=now() - timedelta(minutes=5))
+    update_item = dspace_writeback.update_item
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(dspace_writeback, "update_item", crash)
+    assert write_back(repo) == 1
+    assert "disk full" in report()
+    monkeypatch.setattr(dspace_writeback, "update_item", update_item)
+    assert write_back(repo) == 0
+    assert authors(repo)[1] == ("Babson, Jim", ORCID)
+
+
 def test_a_refused_login_is_reported_and_the_choices_kept_for_the_next_run(repo):
     from ioi.clients.dspace import DSpaceClient
 
     seed(repo)
-    choose(selected=[WORK])
+    choose(selected=[WORK], when=now() - timedelta(minutes=5))  # made well before the failed run's report
     client = DSpaceClient(repo.url + "/rest", "admin@example.edu", "wrong", repo.version, backoff=0.01)
     work = partial(update_orcid_ids_in_dspace, client=client)
     assert repo.run_task(dspace_writeback.PROCESS, work, [], ()) == 1

@@ -170,12 +170,14 @@ def update_item(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _since() -> datetime | None:
-    """Where this run's choices start: the recorded point, else the last run (a database from the PHP IOI)."""
+def _recorded_since() -> datetime | None:
+    """Where the next run's choices start, as the last run recorded it (None before the first run)."""
     values = read_record(STATE_SOURCE, STATE_ID).get(STATE_SINCE)
-    if values:
-        return datetime.fromisoformat(values[0].value)
-    return last_run(PROCESS)
+    return datetime.fromisoformat(values[0].value) if values else None
+
+
+def _record_since(since: datetime, now: datetime) -> None:
+    write_record(STATE_SOURCE, STATE_ID, {STATE_SINCE: [since.isoformat(sep=" ")]}, now)
 
 
 def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None = None) -> None:
@@ -187,11 +189,15 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
     if settings.DSPACE_VERSION not in ("5", "6"):
         report.error(f"writing to DSpace {settings.DSPACE_VERSION} is not supported yet (DSpace 5 and 6 are)")
         return
-    since = _since()
+    recorded = _recorded_since()
+    since = recorded or last_run(PROCESS)  # a database from the PHP IOI: the choices since its last run
     work = [(when, orcid, local_id, True) for orcid, local_id, when in choices_since("work", "selected", since)]
     work += [(when, orcid, local_id, False) for orcid, local_id, when in choices_since("work", "ignored", since)]
     work.sort(key=lambda w: w[0])
     report.log(f"{len(work)} choices since {since or 'the start'}")
+    if work and recorded is None:  # so a first run that crashes leaves these choices to the next one
+        _record_since(work[0][0], ctx.now)
+        ctx.commit()
     client = client or DSpaceClient.from_settings(settings)
     failed_at: list[datetime] = []
     in_a_row = 0
@@ -201,7 +207,8 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
                 client.login()
             except DSpaceError as exc:
                 report.error(f"DSpace: {exc}; the next run retries these choices")
-                return
+                failed_at.extend(w[0] for w in work)  # recorded below: the next run starts at the first of them
+                work = []
         for done, (when, orcid, local_id, add) in enumerate(work, start=1):
             report.count("marked as new" if add else "marked as ignored")
             handle = local_id.removeprefix(WORK_PREFIX)
@@ -236,8 +243,7 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
     finally:
         client.close()
     # The next run starts at this run's start, or at the first choice that failed, so none is lost.
-    next_since = min([ctx.now, *failed_at])
-    write_record(STATE_SOURCE, STATE_ID, {STATE_SINCE: [next_since.isoformat(sep=" ")]}, ctx.now)
+    _record_since(min([ctx.now, *failed_at]), ctx.now)
     ctx.commit()
 
 
