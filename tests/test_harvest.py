@@ -401,6 +401,48 @@ def test_batches_are_written_two_at_once_on_a_server_database_and_in_order_on_sq
         assert len({connection for _, connection in writers}) >= 2
 
 
+def test_an_item_listed_twice_is_not_written_twice_at_once(repo, monkeypatch):
+    """Two batches written at once must not both insert the same new item (its rows would be doubled)."""
+    handles = seed_items(repo.sim, 20)
+    write_batch = harvest.write_batch
+
+    def slow_to_commit(*args):  # the first batch commits late, after the second has read what is stored
+        statuses = write_batch(*args)
+        if len(twice) == 1:
+            twice.append("written")
+            time.sleep(0.5)
+        return statuses
+
+    monkeypatch.setattr(harvest, "write_batch", slow_to_commit)
+    oai = repo.oai()
+    list_identifiers = oai.list_identifiers
+
+    twice = []
+
+    def listed_twice(*args):
+        for page in list_identifiers(*args):
+            if not twice:  # the end of the first batch again at the start of the second
+                twice.append(page.headers[4].handle)
+                page.headers.insert(5, page.headers[4])
+            yield page
+
+    oai.list_identifiers = listed_twice
+    work = partial(harvest_repository, client=repo.client(), oai=oai, batch_size=5, writers=2)
+    assert repo.run_task(harvest.PROCESS, work, [], ("from_date",)) == 0
+    assert handles_stored() == set(handles)
+    doubled = db.session.execute(
+        sa.select(Metadata.idInSource, Metadata.parentRowID, Metadata.field, Metadata.place)
+        .where(Metadata.deleted.is_(None), Metadata.source == "dspace")
+        .group_by(Metadata.idInSource, Metadata.parentRowID, Metadata.field, Metadata.place)
+        .having(sa.func.count() > 1)
+    ).all()
+    assert doubled == []
+    counts = "- 21 all items\n- 20 new items\n- 0 modified items\n- 0 deleted items\n- 0 skipped items\n- 1 unchanged"
+    assert counts in summary()  # the second listing found the first one's version stored
+    versions = db.session.execute(sa.select(SourceData.deleted).where(SourceData.idInSource == twice[0])).all()
+    assert [v.deleted for v in versions] == [None]
+
+
 def test_a_batch_that_cannot_be_written_stops_the_run_and_the_next_run_writes_it(repo, monkeypatch):
     handles = seed_items(repo.sim, 30)
     write_batch = harvest.write_batch

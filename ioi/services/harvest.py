@@ -13,8 +13,8 @@ the others are fetched by a small thread pool ahead of the writers and written 5
 `write_records` (one commit per batch); an item whose raw JSON equals the stored one is not
 compared value by value. On MySQL/MariaDB two batches are written at once, each on its own
 connection in its own READ COMMITTED transaction, so Python prepares one batch while the server
-stores the other (batches hold disjoint items; READ COMMITTED takes no gap locks, so the two do
-not block each other). On SQLite, and in a dry run (one transaction rolled back at the end),
+stores the other (two batches written at once never share an item; READ COMMITTED takes no gap
+locks, so the two do not block each other). On SQLite, and in a dry run (one transaction rolled back at the end),
 batches are written one after the other on the task's own session.
 
 Where the next run starts (`from`): the original took the newest harvested `dspace.date.modified`
@@ -309,7 +309,7 @@ class Harvest:
     failed_datestamps: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _writing: deque[tuple[int, Future]] = field(default_factory=deque)
+    _writing: deque[tuple[int, set[str], Future]] = field(default_factory=deque)
 
     @property
     def report(self) -> TaskReport:
@@ -435,7 +435,10 @@ class Harvest:
                 retired.append(header.handle)
             elif future is None:
                 self.report.count("unchanged")
-        self._writing.append((len(batch), writers.submit(retired, fetched)))
+        handles = {*retired, *(item.handle for item in fetched)}
+        while self._writing and any(handles & writing for _, writing, _ in self._writing):
+            self._finish_write()  # an item listed twice: its versions are written one after the other
+        self._writing.append((len(batch), handles, writers.submit(retired, fetched)))
         while len(self._writing) >= writers.count:
             self._finish_write()
         if stopped or self._stop.is_set():
@@ -443,7 +446,7 @@ class Harvest:
 
     def _finish_write(self) -> None:
         """Wait for the oldest batch being written and count what it changed."""
-        size, future = self._writing.popleft()
+        size, _, future = self._writing.popleft()
         for handle, status in future.result().items():
             self.report.count(status)
             if status == "deleted":
