@@ -149,10 +149,11 @@ def write_items(items: Iterable[RestItem], orcid_fields: Collection[str], now: d
     changed = {handle: item for handle, item in items.items() if stored.get(handle) != item.raw}
     statuses = {handle: "unchanged" for handle in items if handle not in changed}
     if changed:
+        save_source_data_many(SOURCE, {handle: item.raw for handle, item in changed.items()}, FORMAT, now)
+        # last: it ends with the bump of the shared `dataVersions` row, whose lock is then held only until commit
         results = write_records(
             SOURCE, {handle: item_record(item, orcid_fields) for handle, item in changed.items()}, now
         )
-        save_source_data_many(SOURCE, {handle: item.raw for handle, item in changed.items()}, FORMAT, now)
         for handle in changed:
             statuses[handle] = "new" if handle not in stored and not results[handle].existed else "modified"
     return statuses
