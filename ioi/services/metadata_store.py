@@ -222,7 +222,7 @@ def _newest_ids(source: str, rows: list[_Pending]) -> dict[tuple, int]:
     """(idInSource, parentRowID, field, place) → the newest live rowID there, for these rows' positions."""
     table = Metadata.__table__
     parent_ids = {_parent_id(p) for p in rows}
-    under = [table.c.parentRowID.in_([i for i in parent_ids if i is not None])]
+    under = [table.c.parentRowID.in_(parent_ids - {None})] if parent_ids - {None} else []
     if None in parent_ids:
         under.append(table.c.parentRowID.is_(None))
     query = select(table.c.rowID, table.c.idInSource, table.c.parentRowID, table.c.field, table.c.place).where(
