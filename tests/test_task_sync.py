@@ -21,7 +21,7 @@ from ioi import settings_of
 from ioi.extensions import db
 from ioi.models import Message, PutCode
 from ioi.orcid_documents import self_external_ids
-from ioi.services import orcid_api, tokens
+from ioi.services import orcid_api, task_state, tokens, work_sync
 from ioi.services.affiliation_sync import PROCESS as AFFILIATIONS
 from ioi.services.affiliation_sync import sync_affiliations
 from ioi.services.metadata_store import Value, read_record, write_record, write_records
@@ -82,9 +82,10 @@ def summary(process: str) -> str:
 
 def age_last_run(process: str) -> None:
     """Pretend the previous run was long ago (so items written since count as changed)."""
-    db.session.execute(
-        sa.update(Message).where(Message.process == process).values(timestamp=local_now() - timedelta(days=1))
-    )
+    long_ago = local_now() - timedelta(days=1)
+    db.session.execute(sa.update(Message).where(Message.process == process).values(timestamp=long_ago))
+    if task_state.read(process, work_sync.SINCE) is not None:
+        task_state.write_time(process, work_sync.SINCE, long_ago, local_now())
     db.session.commit()
 
 
@@ -125,6 +126,31 @@ def test_changed_items_are_put_and_identical_ones_skipped(orcid_app, sim):
     assert "- 1 modified items" in text and "- 2 skipped - previously submitted XML was identical items" in text
     assert [c.method for c in sim.calls] == ["PUT"]
     assert any(b"A better title" in i.stored for i in on_orcid(sim, r.orcid))
+
+
+def test_a_run_for_one_person_or_a_crashed_run_leaves_the_next_runs_start_where_it_was(orcid_app, sim, monkeypatch):
+    first, second = make_researchers(sim, settings_of(orcid_app), 2, 2)
+    run_works(orcid_app)
+    age_last_run(WORKS)  # the last complete run: a day ago
+    item = read_record("dspace", first.handles[0])
+    write_record(
+        "dspace", first.handles[0], {**item, "dc.title": ["Changed this morning"]}, local_now() - timedelta(hours=3)
+    )
+    db.session.commit()
+    sim.clear_calls()
+    assert run_works(orcid_app, [f"orcid={second.orcid}"])[0] == 0  # an admin's run for one person
+    plan = work_sync.plan
+    monkeypatch.setattr(work_sync, "plan", lambda *args: 1 / 0)
+    assert run_works(orcid_app)[0] == 1  # a run that crashed
+    monkeypatch.setattr(work_sync, "plan", plan)
+    assert sim.calls == []
+
+    status, text = run_works(orcid_app)
+    assert status == 0 and "- 1 modified items" in text, text
+    assert [c.method for c in sim.calls] == ["PUT"]
+    assert any(b"Changed this morning" in i.stored for i in on_orcid(sim, first.orcid))
+    sim.clear_calls()
+    assert run_works(orcid_app)[0] == 0 and sim.calls == []  # that complete run moved the start on
 
 
 def test_ignored_works_are_not_sent_and_are_removed_from_orcid(orcid_app, sim):
@@ -395,6 +421,22 @@ def test_the_orcid_argument_limits_the_affiliation_run_to_one_person(orcid_app, 
     status, text = run_affiliations(orcid_app, [f"orcid={second.orcid}"])
     assert status == 0 and "- 2 new items" in text
     assert on_orcid(sim, first.orcid, "employment") == [] and len(on_orcid(sim, second.orcid, "employment")) == 1
+
+
+def test_an_affiliation_run_for_one_person_leaves_the_next_runs_start_where_it_was(orcid_app, sim):
+    first, second = make_researchers(sim, settings_of(orcid_app), 2, 0)
+    run_affiliations(orcid_app)
+    age_last_run(AFFILIATIONS)
+    person = read_record("local", f"person_{first.person_id}")
+    details = {"local.org.id": ["11"], "local.person.title": ["Lecturer"], "local.date.start": ["2026-11-01"]}
+    person["local.personOrgRelation.id"].append(Value(f"{first.person_id}_11_2026-11-01", details))
+    write_record("local", f"person_{first.person_id}", person, local_now() - timedelta(hours=3))  # this morning
+    db.session.commit()
+    assert run_affiliations(orcid_app, [f"orcid={second.orcid}"])[0] == 0
+    sim.clear_calls()
+    status, text = run_affiliations(orcid_app)
+    assert status == 0 and "- 1 new items" in text, text
+    assert [c.method for c in sim.calls] == ["POST"]
 
 
 def test_a_position_whose_title_changes_kind_moves_between_employment_and_education(orcid_app, sim):

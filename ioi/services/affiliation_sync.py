@@ -11,7 +11,7 @@ through `OrcidWriter` (the researcher page's code path) and committed.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import aliased
@@ -29,10 +29,9 @@ from ioi.services.orcid_sync import (
     live_put_code_ids,
 )
 from ioi.services.people import LocalPerson, Position, person_key, read_person, student_titles
-from ioi.services.reports import last_run
 from ioi.services.selections import live_choices
 from ioi.services.tokens import can_update, live_token
-from ioi.services.work_sync import OVERLAP
+from ioi.services.work_sync import record_complete_run, since_time
 from ioi.taskframe import TaskContext
 
 PROCESS = "syncAffiliationsToORCID"
@@ -50,14 +49,6 @@ FAILED_CREATE = "skipped - failed to create affiliation"
 FAILED_UPDATE = "skipped - failed to update"
 NO_TITLE = "skipped - no role-title"
 REMOVED = "removed - ignored affiliation"
-
-
-def since_time(ctx: TaskContext) -> datetime | None:
-    """`--from-date`, else an hour before the last run, else None (every position)."""
-    if ctx.from_date:
-        return datetime.combine(ctx.from_date, time())
-    previous = last_run(PROCESS)
-    return previous - OVERLAP if previous else None
 
 
 def people_with_tokens(orcid: str | None = None) -> list[tuple[str, int]]:
@@ -93,7 +84,7 @@ def sync_affiliations(ctx: TaskContext, client: OrcidClient | None = None) -> No
     if not ctx.settings.ORCID_MEMBER:
         ctx.report.log("ORCID_MEMBER is off: IOI does not write to ORCID records")
         return
-    since = since_time(ctx)
+    since = since_time(ctx, PROCESS)
     changed = changed_positions(since) if since is not None else None
     people = people_with_tokens(ctx.orcid)
     ctx.report.log(f"{len(people)} people with a permission token to look at")
@@ -110,6 +101,7 @@ def sync_affiliations(ctx: TaskContext, client: OrcidClient | None = None) -> No
     finally:
         if own_client:
             client.close()
+    record_complete_run(ctx, PROCESS)
 
 
 def _sync_person(

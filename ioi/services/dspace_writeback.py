@@ -26,8 +26,9 @@ from ioi.clients.dspace import DSpaceAuthError, DSpaceClient, DSpaceError
 from ioi.config import Settings
 from ioi.extensions import db
 from ioi.models import Orcid
+from ioi.services import task_state
 from ioi.services.harvest import SOURCE, harvest_handles, split_authority
-from ioi.services.metadata_store import read_record, read_source_data, write_record
+from ioi.services.metadata_store import read_source_data
 from ioi.services.name_fix import authority_keys
 from ioi.services.people import read_person
 from ioi.services.reports import last_run
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 PROCESS = "updateORCIDiDsInDSpace"
 PROVENANCE = "dc.description.provenance"
 WORK_PREFIX = "repository_"
-STATE_SOURCE, STATE_ID, STATE_SINCE = "ioi", PROCESS, "ioi.writeback.since"
+STATE_SINCE = "ioi.writeback.since"
 COUNTERS = ("marked as new", "ORCID iD added", "marked as ignored", "ORCID iD removed", "unchanged", "skipped")
 MAX_CONSECUTIVE_FAILURES = 5
 Outcome = Literal["added", "removed", "unchanged", "not found", "other iD"]
@@ -170,16 +171,6 @@ def update_item(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _recorded_since() -> datetime | None:
-    """Where the next run's choices start, as the last run recorded it (None before the first run)."""
-    values = read_record(STATE_SOURCE, STATE_ID).get(STATE_SINCE)
-    return datetime.fromisoformat(values[0].value) if values else None
-
-
-def _record_since(since: datetime, now: datetime) -> None:
-    write_record(STATE_SOURCE, STATE_ID, {STATE_SINCE: [since.isoformat(sep=" ")]}, now)
-
-
 def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None = None) -> None:
     """The updateORCIDiDsInDSpace task: add or remove iDs for the choices made since the last run."""
     report = ctx.report
@@ -189,14 +180,14 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
     if settings.DSPACE_VERSION not in ("5", "6"):
         report.error(f"writing to DSpace {settings.DSPACE_VERSION} is not supported yet (DSpace 5 and 6 are)")
         return
-    recorded = _recorded_since()
+    recorded = task_state.read_time(PROCESS, STATE_SINCE)
     since = recorded or last_run(PROCESS)  # a database from the PHP IOI: the choices since its last run
     work = [(when, orcid, local_id, True) for orcid, local_id, when in choices_since("work", "selected", since)]
     work += [(when, orcid, local_id, False) for orcid, local_id, when in choices_since("work", "ignored", since)]
     work.sort(key=lambda w: w[0])
     report.log(f"{len(work)} choices since {since or 'the start'}")
     if work and recorded is None:  # so a first run that crashes leaves these choices to the next one
-        _record_since(work[0][0], ctx.now)
+        task_state.write_time(PROCESS, STATE_SINCE, work[0][0], ctx.now)
         ctx.commit()
     client = client or DSpaceClient.from_settings(settings)
     failed_at: list[datetime] = []
@@ -243,7 +234,7 @@ def update_orcid_ids_in_dspace(ctx: TaskContext, *, client: DSpaceClient | None 
     finally:
         client.close()
     # The next run starts at this run's start, or at the first choice that failed, so none is lost.
-    _record_since(min([ctx.now, *failed_at]), ctx.now)
+    task_state.write_time(PROCESS, STATE_SINCE, min([ctx.now, *failed_at]), ctx.now)
     ctx.commit()
 
 

@@ -46,14 +46,13 @@ from ioi.clients.oai import Header, OaiClient, OaiError, OaiIdDoesNotExist, oai_
 from ioi.config import Settings
 from ioi.extensions import db
 from ioi.models import Metadata
+from ioi.services import task_state
 from ioi.services.metadata_store import (
     Value,
     delete_record,
     force_index,
-    read_record,
     read_source_data,
     save_source_data_many,
-    write_record,
     write_records,
 )
 from ioi.services.reports import TaskReport
@@ -69,7 +68,7 @@ ORCID_FIELD = "dc.identifier.orcid"
 LANGUAGE = "dspace.metadata.language"
 MODIFIED = "dspace.date.modified"
 ITEM_ID = "dspace.internal.itemID"
-STATE_SOURCE, STATE_ID, STATE_FROM = "ioi", PROCESS, "ioi.harvest.from"
+STATE_FROM = "ioi.harvest.from"
 COUNTERS = ("all", "new", "modified", "deleted", "skipped", "unchanged")  # the original's order
 BATCH_SIZE = 50
 WORKERS = 8
@@ -217,12 +216,11 @@ def harvested_datestamps(handles: list[str]) -> dict[str, str]:
 
 def stored_from() -> str | None:
     """The recorded `from` of the next incremental run ("" = list everything), None if never recorded."""
-    values = read_record(STATE_SOURCE, STATE_ID).get(STATE_FROM)
-    return values[0].value if values else None
+    return task_state.read(PROCESS, STATE_FROM)
 
 
 def store_from(value: str, now: datetime) -> None:
-    write_record(STATE_SOURCE, STATE_ID, {STATE_FROM: [value]}, now)
+    task_state.write(PROCESS, STATE_FROM, value, now)
 
 
 def newest_modified_from() -> str | None:

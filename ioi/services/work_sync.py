@@ -32,6 +32,7 @@ from ioi.clients.orcid import OrcidClient, TokenBucket
 from ioi.extensions import db
 from ioi.models import Metadata, Orcid, UserSelection
 from ioi.orcid_documents import DocumentError
+from ioi.services import task_state
 from ioi.services.orcid_api import make_client
 from ioi.services.orcid_sync import (
     WORK,
@@ -52,6 +53,7 @@ from ioi.taskframe import TaskContext
 PROCESS = "syncWorksToORCID"
 DESCRIPTION = "Add and update researchers' repository works on their ORCID records."
 OVERLAP = timedelta(hours=1)
+SINCE = "ioi.sync.since"
 READ_CHUNK = 500
 WORKERS = 6  # threads overlapping ORCID's latency; the shared rate limiter still caps the calls
 
@@ -71,12 +73,25 @@ NOT_HARVESTED = "skipped - no harvested metadata"
 DUPLICATE = "skipped - same identifiers as another work"
 
 
-def since_time(ctx: TaskContext) -> datetime | None:
-    """Where this run starts: `--from-date`, else an hour before the last run, else everything."""
+def since_time(ctx: TaskContext, process: str = PROCESS) -> datetime | None:
+    """Where this run starts: `--from-date`, else an hour before the last complete run, else everything.
+
+    A complete run is one over everybody (no `--orcid`, `--handle` or `--from-date`) that did not
+    crash; it records its start (`record_complete_run`). A run limited to one person, or one that
+    crashed, leaves the next run's start where it was. Without a record (a database from the PHP
+    IOI) the last run is the newest report, as the original had it.
+    """
     if ctx.from_date:
         return datetime.combine(ctx.from_date, time())
-    previous = last_run(PROCESS)
+    previous = task_state.read_time(process, SINCE) or last_run(process)
     return previous - OVERLAP if previous else None
+
+
+def record_complete_run(ctx: TaskContext, process: str = PROCESS) -> None:
+    """The end of a run: if it covered everybody, the next one starts an hour before this one started."""
+    if not (ctx.from_date or ctx.orcid or ctx.handle):
+        task_state.write_time(process, SINCE, ctx.now, ctx.now)
+        ctx.commit()
 
 
 def changed_handles(since: datetime) -> set[str]:
@@ -169,6 +184,7 @@ def sync_works(ctx: TaskContext, new_client: Callable[[], OrcidClient] | None = 
         _in_threads(ctx, new_client, mappings, work, reports, progress, workers)
     for orcid in work:  # merged in a stable order, whatever thread did the work
         _merge(ctx.report, reports[orcid])
+    record_complete_run(ctx)
 
 
 class _Progress:
