@@ -1,10 +1,11 @@
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from ioi.extensions import db
 from ioi.models import Metadata, SourceData
-from ioi.services import data_versions
+from ioi.services import data_versions, metadata_store
 from ioi.services.metadata_store import (
     Value,
     delete_record,
@@ -231,6 +232,50 @@ def test_writes_use_no_insert_returning_which_mysql_lacks(app, statements):
         ).scalars()
         assert (old.deleted, old.replacedByRowID) == (T1, new.rowID)
         assert (new.deleted, new.sourceData) == (None, '{"v": 2}')
+
+
+TRICKY = ["O'Brien, Seán", 'back\\slash "quoted"', "😀 𝔐𝔞𝔱𝔥", "", "line\nbreak\ttab", "x" * 70_000]
+TRICKY += ["NULL", "%s %(x)s ?", "[1, null]"]
+
+
+def stored_rows(id_in_source):
+    """(parent's field, field, place, value) of an item's rows, independent of rowIDs."""
+    fields = {r.rowID: r.field for r in rows(idInSource=id_in_source)}
+    return sorted((fields.get(r.parentRowID, ""), r.field, r.place, r.value) for r in rows(idInSource=id_in_source))
+
+
+def test_both_insert_paths_store_the_same_rows(app, monkeypatch):
+    """MariaDB 10.6+ inserts through JSON_TABLE; other servers and SQLite through a batched INSERT."""
+    if not metadata_store._has_json_table(db.engine.dialect):
+        pytest.skip("this database has no JSON_TABLE: only the batched INSERT applies")
+    record = item(**{"dc.subject": TRICKY, "dc.title": [Value("Title", {"dspace.metadata.language": ["en_US"]})]})
+    write_record("dspace", "10754/json", record, T0)
+    monkeypatch.setattr(metadata_store, "_has_json_table", lambda dialect: False)
+    write_record("dspace", "10754/plain", record, T0)
+    db.session.commit()
+    assert stored_rows("10754/json") == stored_rows("10754/plain")
+    assert flatten(read_record("dspace", "10754/json"))["dc.subject"] == TRICKY
+    assert {r.added for r in rows(idInSource="10754/json")} == {T0}
+
+
+def test_many_long_values_are_split_over_several_statements(app, statements, monkeypatch):
+    monkeypatch.setattr(metadata_store, "JSON_CHUNK", 100_000)
+    abstracts = [f"{n} " + "long abstract " * 2_000 for n in range(20)]  # 28,000 characters each
+    with statements() as count:
+        write_record("dspace", HANDLE, {"dc.description.abstract": abstracts, "dc.title": ["T"]}, T0)
+    db.session.commit()
+    assert flatten(read_record("dspace", HANDLE)) == {"dc.description.abstract": abstracts, "dc.title": ["T"]}
+    if metadata_store._has_json_table(db.engine.dialect):
+        assert len([t for t in count.texts if "JSON_TABLE" in t]) == 7  # 3 abstracts a statement; the last 2 and T
+
+
+def test_a_value_too_long_for_its_column_fails_instead_of_being_cut(app):
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce column lengths")
+    with pytest.raises(sa.exc.DBAPIError, match="too long"):
+        write_record("dspace", "10754/" + "9" * 200, {"dc.title": ["Too long a handle"]}, T0)
+    db.session.rollback()
+    assert rows(field="dc.title") == []
 
 
 def test_delete_record_retires_metadata_and_source_data(app):

@@ -16,13 +16,14 @@ Writing follows the original IOI rules (`saveValue`), applied to a whole record 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Select, and_, case, func, insert, or_, select, update
+from sqlalchemy import Select, and_, case, func, insert, or_, select, text, update
 
 from ioi.extensions import db
 from ioi.models import Metadata, SourceData
@@ -182,7 +183,6 @@ def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None
     new row is the newest live one (auto-increment ids only grow); the row it replaces is still
     live there until `_mark_deleted`.
     """
-    table = Metadata.__table__
     levels: dict[int, list[_Pending]] = defaultdict(list)
     depth: dict[int, int] = {}
     parents: set[int] = set()
@@ -194,7 +194,43 @@ def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None
             depth[id(p)] = 0
         levels[depth[id(p)]].append(p)
     for level in sorted(levels):
-        rows = [
+        _insert_rows(source, levels[level], now)
+        keyed = [p for p in levels[level] if id(p) in parents or p.replaces is not None]
+        if keyed:
+            ids = _newest_ids(source, keyed)
+            for p in keyed:
+                p.row_id = ids[(p.id_in_source, _parent_id(p), p.field, p.place)]
+
+
+JSON_CHUNK = 500_000
+# The rows as one JSON parameter, expanded by the server. Its columns are wider than the table's,
+# so a value too long for the table fails the INSERT (strict mode) instead of being cut here.
+_JSON_TABLE_INSERT = text(
+    """INSERT INTO metadata (source, idInSource, parentRowID, field, place, value, added)
+    SELECT :source, j.idInSource, j.parentRowID, j.field, j.place, j.value, :added
+    FROM JSON_TABLE(:rows, '$[*]' COLUMNS (
+        idInSource LONGTEXT PATH '$[0]', parentRowID BIGINT PATH '$[1]', field LONGTEXT PATH '$[2]',
+        place BIGINT PATH '$[3]', value LONGTEXT PATH '$[4]')) AS j"""
+)
+
+
+def _insert_rows(source: str, rows: list[_Pending], now: datetime) -> None:
+    """Insert rows in one statement.
+
+    On MariaDB 10.6+ the rows travel as one JSON parameter expanded by `JSON_TABLE`:
+    the pure-Python driver would otherwise escape each of the seven values of each row, most of a
+    first harvest's CPU time. Elsewhere (SQLite, older servers) a batched INSERT.
+    """
+    if _has_json_table(db.session.get_bind().dialect):
+        for chunk in _chunks(rows):
+            values = [[p.id_in_source, _parent_id(p), p.field, p.place, p.value] for p in chunk]
+            db.session.execute(
+                _JSON_TABLE_INSERT, {"source": source, "added": now, "rows": json.dumps(values, ensure_ascii=False)}
+            )
+        return
+    db.session.execute(
+        insert(Metadata.__table__),
+        [
             {
                 "source": source,
                 "idInSource": p.id_in_source,
@@ -204,14 +240,32 @@ def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None
                 "value": p.value,
                 "added": now,
             }
-            for p in levels[level]
-        ]
-        db.session.execute(insert(table), rows)
-        keyed = [p for p in levels[level] if id(p) in parents or p.replaces is not None]
-        if keyed:
-            ids = _newest_ids(source, keyed)
-            for p in keyed:
-                p.row_id = ids[(p.id_in_source, _parent_id(p), p.field, p.place)]
+            for p in rows
+        ],
+    )
+
+
+def _chunks(rows: list[_Pending]) -> Iterator[list[_Pending]]:
+    """Rows in groups of at most JSON_CHUNK characters of text (a group of one if a row is longer), so
+    a statement stays well within the server's max_allowed_packet (16 MB by default) even when every
+    character needs 4 bytes and escaping."""
+    chunk: list[_Pending] = []
+    size = 0
+    for row in rows:
+        length = len(row.value) + len(row.field) + len(row.id_in_source) + 32
+        if chunk and size + length > JSON_CHUNK:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _has_json_table(dialect) -> bool:
+    """MariaDB 10.6+ (MySQL 8 has JSON_TABLE too, but IOI is not tested on MySQL: it takes the plain path)."""
+    version = getattr(dialect, "server_version_info", None)
+    return getattr(dialect, "is_mariadb", False) and bool(version) and version >= (10, 6)
 
 
 def _parent_id(row: _Pending) -> int | None:
