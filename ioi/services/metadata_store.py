@@ -178,8 +178,8 @@ def _compare(
 def _insert_pending(source: str, pending: list[_Pending], now: datetime) -> None:
     """Insert level by level so children learn their parent's new rowID.
 
-    Each level is one batched INSERT. Rows whose id is needed (they have children, or replace an
-    old row) are then read back by position: MySQL has no INSERT ... RETURNING. At a position the
+    Each level is inserted at once (`_insert_rows`). Rows whose id is needed (they have children, or
+    replace an old row) are then read back by position: MySQL has no INSERT ... RETURNING. At a position the
     new row is the newest live one (auto-increment ids only grow); the row it replaces is still
     live there until `_mark_deleted`.
     """
@@ -215,11 +215,11 @@ _JSON_TABLE_INSERT = text(
 
 
 def _insert_rows(source: str, rows: list[_Pending], now: datetime) -> None:
-    """Insert rows in one statement.
+    """Insert rows in as few statements as will do.
 
-    On MariaDB 10.6+ the rows travel as one JSON parameter expanded by `JSON_TABLE`:
-    the pure-Python driver would otherwise escape each of the seven values of each row, most of a
-    first harvest's CPU time. Elsewhere (SQLite, older servers) a batched INSERT.
+    On MariaDB 10.6+ the rows travel as JSON parameters (of up to JSON_CHUNK characters) expanded by
+    `JSON_TABLE`: the pure-Python driver would otherwise escape each of the seven values of each row,
+    most of a first harvest's CPU time. Elsewhere (SQLite, MySQL, older MariaDB) a batched INSERT.
     """
     if _has_json_table(db.session.get_bind().dialect):
         for chunk in _chunks(rows):
