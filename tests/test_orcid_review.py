@@ -113,6 +113,24 @@ def test_an_ignored_item_still_on_orcid_says_so_and_stays_unchecked(connected):
     assert (item.state, item.checked, item.state_label) == ("removing", False, "Ignored, still on ORCID")
 
 
+def test_a_sync_run_for_another_person_does_not_make_a_work_failed(connected):
+    from datetime import timedelta
+
+    from ioi.models import Message
+    from ioi.services import task_state, work_sync
+
+    works = seed_works(2)
+    task_state.write_time(work_sync.PROCESS, work_sync.SINCE, NOW - timedelta(hours=2), NOW)  # the last full run
+    record_choices(ORCID, "work", works, [], NOW)
+    db.session.add(Message(process=work_sync.PROCESS, type="summary", message="-", timestamp=NOW + timedelta(hours=1)))
+    db.session.commit()  # that report is an admin's run for somebody else (orcid=...)
+    assert {w.state for w in review.build_review(PERSON_ID, "Jane Q. Doe", ORCID, member=True).works} == {"waiting"}
+
+    task_state.write_time(work_sync.PROCESS, work_sync.SINCE, NOW + timedelta(hours=2), NOW)  # a full run since
+    db.session.commit()
+    assert {w.state for w in review.build_review(PERSON_ID, "Jane Q. Doe", ORCID, member=True).works} == {"failed"}
+
+
 def test_a_selected_item_is_waiting_until_a_nightly_run_has_tried_it_then_failed(connected):
     from datetime import timedelta
 

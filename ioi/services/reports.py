@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -102,4 +103,14 @@ def finish_report(report: TaskReport, settings: Settings, now: datetime) -> bool
 
 def last_run(process: str) -> datetime | None:
     """When the process last saved a message (its last run), or None."""
-    return db.session.execute(select(func.max(Message.timestamp)).where(Message.process == process)).scalar()
+    return last_runs([process]).get(process)
+
+
+def last_runs(processes: Iterable[str]) -> dict[str, datetime]:
+    """When each of these processes last saved a message; processes that never did are absent."""
+    rows = db.session.execute(
+        select(Message.process, func.max(Message.timestamp))
+        .where(Message.process.in_(set(processes)))
+        .group_by(Message.process)
+    )
+    return {process: when for process, when in rows if when is not None}

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ioi.clients.orcid import OrcidClient
 from ioi.config import Settings
 from ioi.extensions import db
-from ioi.models import Message, PutCode, UserSelection
+from ioi.models import PutCode, UserSelection
 from ioi.services import works as works_service
 from ioi.services.orcid_sync import CategoryOutcome, sync_choices
 from ioi.services.people import affiliation_id, affiliation_type, read_person, sortable_name, student_titles
 from ioi.services.selections import ChoiceChanges, record_choices
 from ioi.services.tokens import TokenInfo
+from ioi.services.work_sync import last_complete_runs
 
 State = Literal["new", "on_orcid", "ignored", "removing", "waiting", "failed", "selected"]
 AFFILIATION_TYPES = ("employment", "education")
@@ -323,13 +324,8 @@ def _live_choices(orcid: str) -> dict[tuple[str, str], _Choice]:
 
 
 def _last_sync_runs() -> dict[str, datetime]:
-    """When each nightly sync task last reported (one statement)."""
-    rows = db.session.execute(
-        select(Message.process, func.max(Message.timestamp))
-        .where(Message.process.in_(set(SYNC_PROCESSES.values())))
-        .group_by(Message.process)
-    )
-    return {process: when for process, when in rows if when is not None}
+    """When each nightly sync task last started a run over everybody (a run for one person tries no one else's)."""
+    return last_complete_runs(SYNC_PROCESSES.values())
 
 
 def _tried_since(choices: dict[tuple[str, str], _Choice], runs: dict[str, datetime]) -> set[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from queue import Empty, Queue
@@ -45,7 +45,7 @@ from ioi.services.orcid_sync import (
     work_document,
     work_local_id,
 )
-from ioi.services.reports import TaskReport, last_run
+from ioi.services.reports import TaskReport, last_runs
 from ioi.services.selections import live_choices
 from ioi.services.tokens import can_update, live_token, live_token_orcids
 from ioi.taskframe import TaskContext
@@ -83,8 +83,17 @@ def since_time(ctx: TaskContext, process: str = PROCESS) -> datetime | None:
     """
     if ctx.from_date:
         return datetime.combine(ctx.from_date, time())
-    previous = task_state.read_time(process, SINCE) or last_run(process)
+    previous = last_complete_runs([process]).get(process)
     return previous - OVERLAP if previous else None
+
+
+def last_complete_runs(processes: Iterable[str]) -> dict[str, datetime]:
+    """When each sync task last started a complete run (see `since_time`); two statements at most."""
+    processes = set(processes)
+    runs = task_state.read_times(processes, SINCE)
+    if processes - set(runs):  # never recorded: a database from the PHP IOI
+        runs.update(last_runs(processes - set(runs)))
+    return runs
 
 
 def record_complete_run(ctx: TaskContext, process: str = PROCESS) -> None:
