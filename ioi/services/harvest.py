@@ -359,9 +359,7 @@ class Harvest:
                             window.append((header, pool.submit(self._fetch, header)))
                     while len(window) >= 2 * self.batch_size:
                         self._process(writers, [window.popleft() for _ in range(self.batch_size)])
-                while window:
-                    self._process(writers, [window.popleft() for _ in range(min(self.batch_size, len(window)))])
-                self._finish_writes()
+                self._process_all(writers, window)
             except HarvestStopped as exc:
                 self._stop.set()
                 self._finish_writes()
@@ -370,11 +368,10 @@ class Harvest:
             except OaiError as exc:
                 self.report.error(f"OAI-PMH listing stopped: {exc}{resume}")
                 try:  # keep what was already fetched
-                    while window:
-                        self._process(writers, [window.popleft() for _ in range(min(self.batch_size, len(window)))])
+                    self._process_all(writers, window)
                 except HarvestStopped:
                     self._stop.set()
-                self._finish_writes()
+                    self._finish_writes()
                 return
         self._advance(start, recorded, explicit, listing_started)
 
@@ -442,6 +439,12 @@ class Harvest:
             self._finish_write()
         if stopped or self._stop.is_set():
             raise HarvestStopped(f"{self.max_failures} items in a row could not be fetched from DSpace")
+
+    def _process_all(self, writers: BatchWriters, window: deque[tuple[Header, Future | None]]) -> None:
+        """Process what is left in the window and wait until every batch is written."""
+        while window:
+            self._process(writers, [window.popleft() for _ in range(min(self.batch_size, len(window)))])
+        self._finish_writes()
 
     def _finish_write(self) -> None:
         """Wait for the oldest batch being written and count what it changed."""

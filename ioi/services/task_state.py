@@ -26,8 +26,7 @@ def write(process: str, name: str, value: str, now: datetime) -> None:
 
 
 def read_time(process: str, name: str) -> datetime | None:
-    value = read(process, name)
-    return datetime.fromisoformat(value) if value else None
+    return read_times([process], name).get(process)
 
 
 def read_times(processes: Iterable[str], name: str) -> dict[str, datetime]:
